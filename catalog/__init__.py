@@ -1,0 +1,26 @@
+"""The SQLite catalog: datasets, snapshots, files, consumed segments, inverted and Bloom indexes."""
+
+from catalog.bloom import BloomFilter
+from catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict
+from catalog.pruning import PrunePlan, PruneStep, prune_files
+from catalog.records import ColumnStats, Commit, ConsumedSegment, Dataset, DatasetSpec, LiveFile, NewFile
+from catalog.store import Catalog
+
+__all__ = [
+    "BloomFilter",
+    "Catalog",
+    "CatalogCorrupt",
+    "CatalogError",
+    "CatalogLocked",
+    "ColumnStats",
+    "Commit",
+    "CommitConflict",
+    "ConsumedSegment",
+    "Dataset",
+    "DatasetSpec",
+    "LiveFile",
+    "NewFile",
+    "PrunePlan",
+    "PruneStep",
+    "prune_files",
+]

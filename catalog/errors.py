@@ -1,0 +1,19 @@
+"""Errors of the catalog, the bottom floor: it imports nothing from `lake`."""
+
+from __future__ import annotations
+
+
+class CatalogError(Exception):
+    """Base class of every error the catalog raises on purpose."""
+
+
+class CommitConflict(CatalogError):
+    """Another writer changed what this commit read (files replaced, segments consumed)."""
+
+
+class CatalogLocked(CatalogError):
+    """The catalog database stayed locked by another writer past the timeout."""
+
+
+class CatalogCorrupt(CatalogError):
+    """The catalog file is not a ticklake catalog, or its schema is newer than this code."""

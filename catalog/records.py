@@ -1,0 +1,104 @@
+"""Plain records the catalog reads and writes; no SQL here."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from catalog.bloom import BloomFilter
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """What a dataset looks like: where its files live, how they are partitioned and indexed."""
+
+    name: str
+    location: str
+    partition_keys: tuple[str, ...]
+    time_column: str
+    columns: dict[str, str]
+    indexed_columns: tuple[str, ...] = ()
+    bloom_columns: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A registered dataset."""
+
+    dataset_id: int
+    spec: DatasetSpec
+
+
+@dataclass(frozen=True)
+class ColumnStats:
+    """Min/max/null count of one column in one file (min and max are None when all null)."""
+
+    min_value: Any
+    max_value: Any
+    null_count: int
+
+
+@dataclass(frozen=True)
+class NewFile:
+    """A data file written by a commit, with everything the catalog indexes about it."""
+
+    path: str
+    partition_values: dict[str, Any]
+    rows: int
+    bytes: int
+    ts_min: int
+    ts_max: int
+    stats: dict[str, ColumnStats] = field(default_factory=dict)
+    values: dict[str, dict[str, int]] = field(default_factory=dict)
+    blooms: dict[str, BloomFilter] = field(default_factory=dict)
+
+    @property
+    def partition_path(self) -> str:
+        """``key=value/...`` in partition-key order (the order of `partition_values`)."""
+        return "/".join(f"{k}={v}" for k, v in self.partition_values.items())
+
+
+@dataclass(frozen=True)
+class LiveFile:
+    """A data file as the catalog knows it."""
+
+    file_id: int
+    path: str
+    partition_path: str
+    partition_values: dict[str, Any]
+    rows: int
+    bytes: int
+    ts_min: int
+    ts_max: int
+    added_snapshot: int
+
+
+@dataclass(frozen=True)
+class ConsumedSegment:
+    """A landing segment consumed by a commit, with its reconciled line counts."""
+
+    path: str
+    bytes: int
+    sha256: str
+    hour: str
+    lines: int
+    rows_stored: int
+    rows_quarantined: int
+
+
+@dataclass(frozen=True)
+class Commit:
+    """One atomic change: files added, files replaced, segments consumed.
+
+    `replace_partitions` names the partitions the commit rewrites; the commit fails with
+    CommitConflict unless the live files there are exactly `remove_file_ids` (what the
+    writer read), so two writers can never leave two live files for one partition.
+    """
+
+    dataset_id: int
+    operation: str
+    add_files: tuple[NewFile, ...] = ()
+    remove_file_ids: tuple[int, ...] = ()
+    replace_partitions: tuple[str, ...] = ()
+    consume_segments: tuple[ConsumedSegment, ...] = ()
+    summary: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,272 @@
+"""The catalog: one SQLite file (WAL) that knows every dataset, snapshot, data file and consumed segment.
+
+Readers never block writers (WAL); writers serialise on ``BEGIN IMMEDIATE`` and validate
+what they read before committing (optimistic concurrency, as pyiceberg's SQL catalog does).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+from catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict
+from catalog.records import Commit, ConsumedSegment, Dataset, DatasetSpec, LiveFile
+from sql import load_sql, migration_names
+
+_LIVE = "added_snapshot <= :snapshot AND (removed_snapshot IS NULL OR removed_snapshot > :snapshot)"
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+class Catalog:
+    """A connection to a catalog file; create it (and migrate it) on open."""
+
+    def __init__(self, path: str | Path, *, timeout: float = 30.0, read_only: bool = False) -> None:
+        self.path = Path(path)
+        self.read_only = read_only
+        if read_only and not self.path.exists():
+            raise CatalogCorrupt(f"catalog {self.path}: no such file")
+        try:
+            if read_only:
+                uri = f"file:{self.path}?mode=ro"
+                self.db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+            else:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+                self.db.execute("PRAGMA journal_mode=WAL")
+                self.db.execute("PRAGMA synchronous=FULL")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            if not read_only:
+                self._migrate()
+            else:
+                self._check_version()
+        except sqlite3.DatabaseError as e:
+            raise CatalogCorrupt(f"catalog {self.path}: {e}") from e
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- schema -----------------------------------------------------------------------------------
+
+    def _migrate(self) -> None:
+        """Apply numbered migrations from ``sql/catalog`` that this file has not seen, in order."""
+        with self.transaction():
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS schema_migrations "
+                "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
+            )
+            applied = {row[0] for row in self.db.execute("SELECT version FROM schema_migrations")}
+            known = migration_names()
+            if applied and max(applied) > len(known):
+                raise CatalogCorrupt(
+                    f"catalog {self.path}: schema version {max(applied)} is newer than this ticklake ({len(known)})"
+                )
+            for version, name in enumerate(known, start=1):
+                if version in applied:
+                    continue
+                # Run the file whole: splitting on ';' breaks on a ';' inside a string.
+                for statement in _statements(load_sql(name)):
+                    self.db.execute(statement)
+                self.db.execute(
+                    "INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name.split("/")[-1], _now())
+                )
+
+    def _check_version(self) -> None:
+        try:
+            (version,) = self.db.execute("SELECT max(version) FROM schema_migrations").fetchone()
+        except sqlite3.OperationalError as e:
+            raise CatalogCorrupt(f"catalog {self.path}: not a ticklake catalog ({e})") from e
+        if version is None or version > len(migration_names()):
+            raise CatalogCorrupt(f"catalog {self.path}: unsupported schema version {version}")
+
+    def schema_version(self) -> int:
+        """The highest migration applied to this file."""
+        return int(self.db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0])
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction taken up front (``BEGIN IMMEDIATE``), rolled back on any error."""
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as e:
+            if "locked" in str(e) or "busy" in str(e):
+                raise CatalogLocked(f"catalog {self.path}: {e}") from e
+            raise CatalogError(f"catalog {self.path}: {e}") from e
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        else:
+            self.db.execute("COMMIT")
+
+    # -- datasets ---------------------------------------------------------------------------------
+
+    def ensure_dataset(self, spec: DatasetSpec) -> Dataset:
+        """Register `spec` unless a dataset of that name exists; return the stored dataset."""
+        found = self.dataset(spec.name)
+        if found is not None:
+            return found
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO datasets (name, location, partition_keys, time_column, columns,"
+                " indexed_columns, bloom_columns, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    spec.name,
+                    spec.location,
+                    json.dumps(list(spec.partition_keys)),
+                    spec.time_column,
+                    json.dumps(spec.columns),
+                    json.dumps(list(spec.indexed_columns)),
+                    json.dumps(list(spec.bloom_columns)),
+                    _now(),
+                ),
+            )
+        found = self.dataset(spec.name)
+        assert found is not None
+        return found
+
+    def dataset(self, name: str) -> Dataset | None:
+        """The dataset called `name`, or None."""
+        row = self.db.execute(
+            "SELECT dataset_id, name, location, partition_keys, time_column, columns, indexed_columns, bloom_columns"
+            " FROM datasets WHERE name = ?",
+            (name,),
+        ).fetchone()
+        if row is None:
+            return None
+        return Dataset(
+            row[0],
+            DatasetSpec(
+                name=row[1],
+                location=row[2],
+                partition_keys=tuple(json.loads(row[3])),
+                time_column=row[4],
+                columns=json.loads(row[5]),
+                indexed_columns=tuple(json.loads(row[6])),
+                bloom_columns=tuple(json.loads(row[7])),
+            ),
+        )
+
+    def datasets(self) -> list[Dataset]:
+        """Every registered dataset, by name."""
+        names = [r[0] for r in self.db.execute("SELECT name FROM datasets ORDER BY name")]
+        return [d for d in (self.dataset(n) for n in names) if d is not None]
+
+    # -- snapshots and files ----------------------------------------------------------------------
+
+    def current_snapshot(self) -> int:
+        """The newest snapshot id (0 for an empty catalog)."""
+        return int(self.db.execute("SELECT coalesce(max(snapshot_id), 0) FROM snapshots").fetchone()[0])
+
+    def snapshots(self) -> list[dict[str, object]]:
+        """Every snapshot, oldest first."""
+        rows = self.db.execute(
+            "SELECT snapshot_id, parent_id, committed_at, operation, summary FROM snapshots ORDER BY snapshot_id"
+        )
+        return [
+            {"snapshot_id": r[0], "parent_id": r[1], "committed_at": r[2], "operation": r[3], "summary": json.loads(r[4])}
+            for r in rows
+        ]
+
+    def live_files(
+        self,
+        dataset_id: int,
+        *,
+        snapshot: int | None = None,
+        partition_paths: Sequence[str] | None = None,
+    ) -> list[LiveFile]:
+        """Files live in `snapshot` (default: current), optionally only in the given partitions."""
+        params: dict[str, object] = {
+            "dataset": dataset_id,
+            "snapshot": self.current_snapshot() if snapshot is None else snapshot,
+        }
+        sql = (
+            "SELECT file_id, path, partition_path, partition_values, rows, bytes, ts_min, ts_max, added_snapshot"
+            f" FROM files WHERE dataset_id = :dataset AND {_LIVE}"
+        )
+        if partition_paths is not None:
+            if not partition_paths:
+                return []
+            params.update({f"p{i}": p for i, p in enumerate(partition_paths)})
+            sql += " AND partition_path IN (" + ", ".join(f":p{i}" for i in range(len(partition_paths))) + ")"
+        return [_live_file(row) for row in self.db.execute(sql + " ORDER BY path", params)]
+
+    def consumed(self, sha256s: Sequence[str]) -> dict[str, ConsumedSegment]:
+        """Of the given content hashes, those already consumed, with their recorded segment."""
+        found: dict[str, ConsumedSegment] = {}
+        for start in range(0, len(sha256s), 500):
+            chunk = list(sha256s[start : start + 500])
+            marks = ", ".join("?" * len(chunk))
+            for row in self.db.execute(
+                "SELECT path, bytes, sha256, hour, lines, rows_stored, rows_quarantined FROM segments"
+                f" WHERE sha256 IN ({marks})",
+                chunk,
+            ):
+                found[row[2]] = ConsumedSegment(*row)
+        return found
+
+    def commit(self, commit: Commit, *, retries: int = 0) -> int:
+        """Apply `commit` atomically as a new snapshot and return its id.
+
+        Raises CommitConflict when a file to replace is no longer live, the replaced partitions
+        hold files the writer did not read, or a segment was consumed already.
+        """
+        attempt = 0
+        while True:
+            try:
+                return self._commit_once(commit)
+            except CatalogLocked:
+                if attempt >= retries:
+                    raise
+                attempt += 1
+                time.sleep(min(2.0, 0.05 * 2**attempt))
+
+    def _commit_once(self, commit: Commit) -> int:
+        from catalog.writes import apply_commit  # keeps this module about connection and reads
+
+        with self.transaction() as db:
+            return apply_commit(db, commit, _now())
+
+
+def _live_file(row: Sequence[object]) -> LiveFile:
+    return LiveFile(
+        file_id=int(row[0]),  # type: ignore[call-overload]
+        path=str(row[1]),
+        partition_path=str(row[2]),
+        partition_values=json.loads(str(row[3])),
+        rows=int(row[4]),  # type: ignore[call-overload]
+        bytes=int(row[5]),  # type: ignore[call-overload]
+        ts_min=int(row[6]),  # type: ignore[call-overload]
+        ts_max=int(row[7]),  # type: ignore[call-overload]
+        added_snapshot=int(row[8]),  # type: ignore[call-overload]
+    )
+
+
+def _statements(script: str) -> Iterator[str]:
+    """Complete statements of a script, found with SQLite's own parser (`sqlite3.complete_statement`)."""
+    pending = ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            yield pending
+            pending = ""
+    if any(line.strip() and not line.strip().startswith("--") for line in pending.splitlines()):
+        raise CatalogCorrupt(f"incomplete SQL statement in migration: {pending.strip()[:80]}")
+
+
+__all__ = ["Catalog", "CommitConflict"]

@@ -1,0 +1,161 @@
+"""Bulk ingest: validate external JSONL and append it to the landing buffer.
+
+Valid lines are appended byte for byte (nothing is re-serialised, so unknown fields and
+number formats survive); rejected lines go to quarantine with their reason. Segment names
+derive from the input's content hash, so ingesting the same input twice writes the same
+segments again instead of new ones, and compaction counts them once.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from contextlib import nullcontext
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+import pyarrow.compute as pc
+
+from catalog import Catalog
+from lake.config import LakeConfig
+from lake.errors import StorageError
+from lake.jsonl import LINE, Reject, parse_jsonl
+from lake.landing import segment_name, write_segment
+from lake.layout import HOUR_US, landing_hour_dir
+from lake.quarantine import summarize, write_quarantine
+from lake.storage import sha256_hex
+
+CHUNK_BYTES = 64 * 1024 * 1024
+
+
+@dataclass
+class IngestReport:
+    """What one ingest did; ``lines == appended + already_present + quarantined``."""
+
+    lines: int = 0
+    appended: int = 0
+    already_present: int = 0
+    quarantined: int = 0
+    blank: int = 0
+    segments: list[Path] = field(default_factory=list)
+    quarantine_files: list[Path] = field(default_factory=list)
+    rejects: list[tuple[str, Reject]] = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def problems(self) -> list[str]:
+        """One line per problem kind, with counts."""
+        return summarize(self.rejects)
+
+    def summary(self) -> str:
+        """A one-line account of the ingest."""
+        rate = self.lines / self.seconds if self.seconds else 0.0
+        text = f"ingested {self.lines:,} lines: {self.appended:,} appended, {self.quarantined:,} quarantined"
+        if self.already_present:
+            text += f", {self.already_present:,} already in the lake (same content ingested before)"
+        if self.blank:
+            text += f", {self.blank:,} blank lines skipped"
+        return text + f"; {len(self.segments)} segments in {self.seconds:.2f}s ({rate:,.0f} lines/s)"
+
+
+def read_chunks(stream: BinaryIO, size: int = CHUNK_BYTES) -> Iterator[bytes]:
+    """Chunks of about `size` bytes that end at a line break (the last one may not)."""
+    pending = b""
+    while True:
+        block = stream.read(size)
+        if not block:
+            if pending:
+                yield pending
+            return
+        block = pending + block
+        cut = block.rfind(b"\n")
+        if cut < 0:
+            pending = block
+            continue
+        pending = block[cut + 1 :]
+        yield block[: cut + 1]
+
+
+def ingest_files(
+    config: LakeConfig,
+    sources: Sequence[str | Path],
+    *,
+    stdin: BinaryIO | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> IngestReport:
+    """Ingest JSONL files (``-`` reads `stdin`) into the landing buffer of `config.root`."""
+    started = time.perf_counter()
+    report = IngestReport()
+    consumed = _ConsumedLookup(config)
+    try:
+        for source in sources:
+            name = "<stdin>" if str(source) == "-" else str(source)
+            try:
+                stream = (stdin or sys.stdin.buffer) if str(source) == "-" else open(source, "rb")
+            except OSError as e:
+                raise StorageError(f"{source}: cannot read: {e.strerror or e}") from e
+            with stream if str(source) != "-" else nullcontext(stream):
+                first_line = 1
+                for chunk in read_chunks(stream):
+                    first_line += _ingest_chunk(config, chunk, name, first_line, report, consumed)
+                    if progress:
+                        progress(f"{name}: {first_line - 1:,} lines")
+    finally:
+        consumed.close()
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _ingest_chunk(
+    config: LakeConfig, chunk: bytes, source: str, first_line: int, report: IngestReport, consumed: _ConsumedLookup
+) -> int:
+    """Validate one chunk, append its valid lines per hour, quarantine the rest; return its line count."""
+    parsed = parse_jsonl(chunk, first_line=first_line, use_threads=config.threads != 1)
+    digest = sha256_hex(chunk)[:16]
+    writer = f"ingest-{digest}"
+    report.lines += parsed.rows_in
+    report.blank += parsed.blank
+    report.quarantined += len(parsed.rejects)
+    report.rejects.extend((source, r) for r in parsed.rejects)
+    qfile = write_quarantine(config.root, writer, source, parsed.rejects)
+    if qfile:
+        report.quarantine_files.append(qfile)
+
+    table = parsed.table
+    if table.num_rows:
+        hours = pc.divide(pc.cast(table.column("timestamp"), "int64"), HOUR_US).to_numpy()
+        index = table.column(LINE).to_numpy()
+        order = np.argsort(hours, kind="stable")
+        hours, index = hours[order], index[order]
+        bounds = np.flatnonzero(np.diff(hours)) + 1
+        lines = parsed.lines
+        for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(hours)], strict=True):
+            hour = int(hours[start])
+            data = b"\n".join([lines[i] for i in index[start:stop].tolist()]) + b"\n"
+            name = segment_name(writer, 1)
+            target = landing_hour_dir(config.root, hour) / name
+            rows = int(stop - start)
+            if (target.exists() and target.stat().st_size == len(data)) or consumed.has(sha256_hex(data)):
+                report.already_present += rows
+                continue
+            report.segments.append(write_segment(config.root, hour, name, data))
+            report.appended += rows
+    return len(parsed.lines)
+
+
+class _ConsumedLookup:
+    """Read-only view of consumed segment hashes, when the lake has a catalog yet."""
+
+    def __init__(self, config: LakeConfig) -> None:
+        path = config.catalog_path
+        self.catalog = Catalog(path, read_only=True) if path.exists() else None
+
+    def has(self, sha256: str) -> bool:
+        return self.catalog is not None and bool(self.catalog.consumed([sha256]))
+
+    def close(self) -> None:
+        if self.catalog is not None:
+            self.catalog.close()

@@ -1,0 +1,184 @@
+"""The tick record: its landing (JSON) rules, its Arrow schema, and the per-record validator.
+
+The validator here is the one definition of what a valid tick is and why a line is rejected;
+the vectorised fast path in `lake.jsonl` only decides which lines need it.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pyarrow as pa
+
+TICK_TYPES = ("last", "bid_ask", "mid_point")
+PRICE_FIELDS = ("price", "bid_price", "ask_price")
+SIZE_FIELDS = ("size", "bid_size", "ask_size")
+NUMBER_FIELDS = ("price", "size", "bid_price", "ask_price", "bid_size", "ask_size")
+TEXT_FIELDS = ("symbol", "exchange")
+KNOWN_FIELDS = frozenset(("timestamp", "contract_id", "tick_type", *NUMBER_FIELDS, *TEXT_FIELDS, "conditions"))
+
+# Accepted timestamp range: catches epoch milliseconds sent as seconds and similar unit slips.
+MIN_US = 0
+MAX_US = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
+
+TIMESTAMP = pa.timestamp("us", tz="UTC")
+# One row per tick; `extra` holds unknown fields as a JSON object, so nothing sent is lost.
+ROW_SCHEMA = pa.schema(
+    [
+        ("timestamp", TIMESTAMP),
+        ("contract_id", pa.int64()),
+        ("tick_type", pa.string()),
+        *[(name, pa.float64()) for name in NUMBER_FIELDS],
+        ("symbol", pa.string()),
+        ("exchange", pa.string()),
+        ("conditions", pa.list_(pa.string())),
+        ("extra", pa.string()),
+    ]
+)
+# Parquet files hold every column but tick_type, which is their partition.
+FILE_SCHEMA = pa.schema([f for f in ROW_SCHEMA if f.name != "tick_type"])
+# The `ticks` table as SQL sees it (tick_type, date and hour come from the Hive partition path).
+SQL_COLUMNS: dict[str, str] = {
+    "timestamp": "TIMESTAMP WITH TIME ZONE",
+    "contract_id": "BIGINT",
+    "tick_type": "VARCHAR",
+    **{name: "DOUBLE" for name in NUMBER_FIELDS},
+    "symbol": "VARCHAR",
+    "exchange": "VARCHAR",
+    "conditions": "VARCHAR[]",
+    "extra": "VARCHAR",
+    "date": "DATE",
+    "hour": "INTEGER",
+}
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_FRACTION = re.compile(r"(\.\d{6})\d+")
+
+
+@dataclass(frozen=True)
+class Invalid(Exception):
+    """Why one record is not a valid tick: a reason kind, the field at fault, and a message."""
+
+    kind: str
+    field: str | None
+    message: str
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _missing(field: str) -> Invalid:
+    return Invalid("missing_field", field, f"field '{field}' missing")
+
+
+def _wrong_type(field: str, expected: str, value: Any) -> Invalid:
+    return Invalid("wrong_type", field, f"field '{field}' must be {expected}, got {json.dumps(value)[:40]}")
+
+
+def timestamp_us(value: Any) -> int:
+    """Epoch microseconds (UTC) of a landing timestamp: ISO-8601 text (naive = UTC) or epoch seconds.
+
+    >>> timestamp_us("2022-01-07T05:00:00.123456Z"), timestamp_us("2022-01-07 06:00:00.123456+01:00")
+    (1641531600123456, 1641531600123456)
+    >>> timestamp_us(1641531600.123456)
+    1641531600123456
+    """
+    if isinstance(value, bool):
+        raise _wrong_type("timestamp", "an ISO-8601 string or epoch seconds", value)
+    if isinstance(value, int | float):
+        if not math.isfinite(value):
+            raise Invalid("bad_timestamp", "timestamp", f"field 'timestamp' is not finite: {value}")
+        us = round(value * 1_000_000) if isinstance(value, float) else value * 1_000_000
+    elif isinstance(value, str):
+        text = _FRACTION.sub(r"\1", value.strip())  # nanoseconds: kept to the microsecond
+        try:
+            parsed = datetime.fromisoformat(text)
+        except ValueError:
+            raise Invalid("bad_timestamp", "timestamp", f"field 'timestamp' is not ISO-8601: {value[:40]!r}") from None
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        us = (parsed - _EPOCH) // timedelta(microseconds=1)
+    else:
+        raise _wrong_type("timestamp", "an ISO-8601 string or epoch seconds", value)
+    if not MIN_US <= us < MAX_US:
+        raise Invalid("bad_timestamp", "timestamp", f"field 'timestamp' out of range 1970..2100: {value!r}")
+    return us
+
+
+def validate(obj: Any) -> dict[str, Any]:
+    """A valid tick as a row of ROW_SCHEMA (timestamp in epoch µs), or raise Invalid.
+
+    >>> validate({"timestamp": "2022-01-07T05:00:00Z", "contract_id": 1, "tick_type": "mid_point", "price": 1.5, "x": 1})["extra"]
+    '{"x":1}'
+    >>> validate({"timestamp": "2022-01-07T05:00:00Z", "contract_id": 1, "tick_type": "last"})
+    Traceback (most recent call last):
+    ...
+    lake.ticks.Invalid: field 'price' missing (required for tick_type 'last')
+    """
+    if not isinstance(obj, dict):
+        raise Invalid("not_an_object", None, f"line is a JSON {type(obj).__name__}, not an object")
+    for name in ("timestamp", "contract_id", "tick_type"):
+        if obj.get(name) is None:
+            raise _missing(name)
+    row: dict[str, Any] = {"timestamp": timestamp_us(obj["timestamp"])}
+    cid = obj["contract_id"]
+    if not isinstance(cid, int) or isinstance(cid, bool):
+        raise _wrong_type("contract_id", "an integer", cid)
+    if not 0 < cid < 2**63:
+        raise Invalid("bad_value", "contract_id", f"field 'contract_id' out of range: {cid}")
+    row["contract_id"] = cid
+    tick_type = obj["tick_type"]
+    if tick_type not in TICK_TYPES:
+        raise Invalid("bad_value", "tick_type", f"field 'tick_type' must be one of {', '.join(TICK_TYPES)}, got {json.dumps(tick_type)[:40]}")
+    row["tick_type"] = tick_type
+    for name in NUMBER_FIELDS:
+        value = obj.get(name)
+        if value is not None:
+            if not isinstance(value, int | float) or isinstance(value, bool):
+                raise _wrong_type(name, "a number", value)
+            if not math.isfinite(value):
+                raise Invalid("bad_value", name, f"field '{name}' is not finite: {value}")
+            if name in SIZE_FIELDS and value < 0:
+                raise Invalid("bad_value", name, f"field '{name}' is negative: {value}")
+            value = float(value)
+            if not math.isfinite(value):
+                raise Invalid("bad_value", name, f"field '{name}' is too large: {obj.get(name)}")
+        row[name] = value
+    if tick_type in ("last", "mid_point") and row["price"] is None:
+        raise Invalid("missing_field", "price", f"field 'price' missing (required for tick_type '{tick_type}')")
+    if tick_type == "bid_ask" and row["bid_price"] is None and row["ask_price"] is None:
+        raise Invalid("missing_field", "bid_price", "fields 'bid_price' and 'ask_price' both missing (bid_ask needs one)")
+    for name in TEXT_FIELDS:
+        value = obj.get(name)
+        if value is not None and not isinstance(value, str):
+            raise _wrong_type(name, "a string", value)
+        row[name] = value
+    conditions = obj.get("conditions")
+    if conditions is not None and not (isinstance(conditions, list) and all(isinstance(c, str) for c in conditions)):
+        raise _wrong_type("conditions", "a list of strings", conditions)
+    row["conditions"] = conditions
+    extra = {k: v for k, v in obj.items() if k not in KNOWN_FIELDS}
+    row["extra"] = json.dumps(extra, separators=(",", ":"), sort_keys=True) if extra else None
+    return row
+
+
+def decode_line(raw: bytes) -> dict[str, Any]:
+    """Decode and validate one landing line, or raise Invalid (bad UTF-8 and bad JSON included)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise Invalid("invalid_utf8", None, f"line is not UTF-8 (byte {e.start})") from None
+    try:
+        obj = json.loads(text, parse_constant=_reject_constant)
+    except ValueError as e:
+        raise Invalid("invalid_json", None, f"line is not valid JSON: {e}") from None
+    return validate(obj)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number")

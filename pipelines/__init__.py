@@ -1,0 +1,1 @@
+"""The Dagster code location (hourly compaction as partitioned assets) — it calls `lake`, never the reverse."""
