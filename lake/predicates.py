@@ -5,9 +5,10 @@ a user's SQL.  To do that safely it must know, for every place the table is
 named, which simple conditions (``col op constant``) are guaranteed to hold for
 every row of that reference that can influence the result.  This module answers
 that question with DuckDB's own parser (``json_serialize_sql``) and evaluates
-constant expressions with DuckDB itself, so casts, time zones and literal rules
-are exactly those used at execution.  Whenever in doubt it reports fewer
-predicates: missing a predicate only costs speed, a wrong one changes results.
+constant expressions with DuckDB itself on the caller's connection, so casts,
+time zones and literal rules are exactly those used at execution.  Whenever in
+doubt it reports fewer predicates: a missing predicate only costs speed, a
+wrong one changes results.
 """
 
 from __future__ import annotations
@@ -23,41 +24,25 @@ from typing import Any
 import duckdb
 
 Node = dict[str, Any]
+Resolver = Callable[[Node], str | None]
+_Leaf = tuple[Node, tuple[Node, ...] | None, bool]  # (table ref, ON conjuncts or None = never prune, WHERE applies)
 
-_OPS = {
-    "COMPARE_EQUAL": "=",
-    "COMPARE_LESSTHAN": "<",
-    "COMPARE_LESSTHANOREQUALTO": "<=",
-    "COMPARE_GREATERTHAN": ">",
-    "COMPARE_GREATERTHANOREQUALTO": ">=",
-}
+_OPS = {"COMPARE_EQUAL": "=", "COMPARE_LESSTHAN": "<", "COMPARE_LESSTHANOREQUALTO": "<=",
+        "COMPARE_GREATERTHAN": ">", "COMPARE_GREATERTHANOREQUALTO": ">="}
 _FLIP = {"=": "=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
-_SQL_TYPE = {
-    "timestamptz": "TIMESTAMPTZ",
-    "date": "DATE",
-    "integer": "BIGINT",
-    "double": "DOUBLE",
-    "varchar": "VARCHAR",
-}
+# Column kind -> SQL type its constants are cast to.
+_SQL_TYPE = {"timestamptz": "TIMESTAMPTZ", "date": "DATE", "integer": "BIGINT", "double": "DOUBLE", "varchar": "VARCHAR"}
 _QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
-# Expression classes allowed inside a constant side; anything else (column
-# refs, subqueries, parameters, collations, lambdas, windows...) disqualifies.
-_CONST_CLASSES = frozenset(
-    {"CONSTANT", "CAST", "FUNCTION", "OPERATOR", "CASE", "COMPARISON", "CONJUNCTION", "BETWEEN"}
-)
-_INTEGRAL = frozenset(
-    {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT",
-     "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT", "UHUGEINT"}
-)
-_TEMPORAL = frozenset(
-    {"DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"}
-)
+# Expression classes allowed in a constant side; anything else (column refs,
+# subqueries, parameters, COLLATE, lambdas, windows...) disqualifies it.
+_CONST_CLASSES = frozenset({"CONSTANT", "CAST", "FUNCTION", "OPERATOR", "CASE", "COMPARISON", "CONJUNCTION", "BETWEEN"})
+# Natural types (typeof) of constants that compare with numeric / temporal columns.
+_NUMERIC = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
+                      "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE"})
+_TEMPORAL = frozenset({"DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"})
 _SENTINEL = "__lake_predicates_placeholder__"
-_SAFE_FUNCTIONS_SQL = """
-    SELECT lower(function_name) FROM duckdb_functions() GROUP BY 1
-    HAVING bool_and(function_type = 'scalar' AND stability = 'CONSISTENT'
-                    AND NOT coalesce(has_side_effects, false))
-"""
+_SAFE_FUNCTIONS_SQL = """SELECT lower(function_name) FROM duckdb_functions() GROUP BY 1 HAVING bool_and(
+    function_type = 'scalar' AND stability = 'CONSISTENT' AND NOT coalesce(has_side_effects, false))"""
 _IDENT = re.compile(r"[A-Za-z_\x80-\U0010ffff][A-Za-z0-9_$\x80-\U0010ffff]*")
 _SKIP = object()
 
@@ -89,7 +74,7 @@ class _Context:
     sql: str
     table: str
     columns: dict[str, str]
-    preds: dict[int, tuple[Predicate, ...]] = field(default_factory=dict)
+    preds: dict[int, tuple[Predicate, ...]] = field(default_factory=dict)  # id(BASE_TABLE node) -> predicates
     refs: list[TableRef] = field(default_factory=list)
     values: dict[tuple[str, str], object] = field(default_factory=dict)
     templates: dict[str, Node] = field(default_factory=dict)
@@ -97,9 +82,8 @@ class _Context:
     tokens: list[int] | None = None
 
 
-def find_table_refs(
-    con: duckdb.DuckDBPyConnection, sql: str, table: str, columns: Mapping[str, str]
-) -> list[TableRef] | None:
+def find_table_refs(con: duckdb.DuckDBPyConnection, sql: str, table: str,
+                    columns: Mapping[str, str]) -> list[TableRef] | None:
     """Return every reference to ``table`` in ``sql`` with its pruning predicates.
 
     ``columns`` maps column names to a kind ("timestamptz", "date", "integer",
@@ -118,6 +102,9 @@ def find_table_refs(
     Predicate(column='hour', op='>=', values=(3,))
     Predicate(column='hour', op='<=', values=(5,))
     Predicate(column='symbol', op='=', values=('A',))
+    >>> sql = "SELECT * FROM ticks WHERE timestamp >= '2022-01-07 05:00' AND hour > random()"
+    >>> find_table_refs(con, sql, "ticks", {"timestamp": "timestamptz", "hour": "integer"})[0].predicates
+    (Predicate(column='timestamp', op='>=', values=(1641531600000000,)),)
     >>> find_table_refs(con, "WITH ticks AS (SELECT 1) SELECT * FROM ticks", "ticks", {})
     []
     >>> find_table_refs(con, "DELETE FROM ticks", "ticks", {}) is None
@@ -131,7 +118,7 @@ def find_table_refs(
     return sorted(ctx.refs, key=lambda ref: ref.start)
 
 
-# --- scopes -----------------------------------------------------------------
+# --- scopes -------------------------------------------------------------------
 
 
 def _walk(obj: Any, ctes: frozenset[str], ctx: _Context) -> None:
@@ -144,71 +131,51 @@ def _walk(obj: Any, ctes: frozenset[str], ctx: _Context) -> None:
         return
     kind = obj.get("type")
     if isinstance(kind, str) and kind in _QUERY_NODES and "cte_map" in obj:
-        ctes = _walk_ctes(obj["cte_map"].get("map", []), ctes, ctx)
+        for entry in obj["cte_map"].get("map", []):  # a CTE body sees only the CTEs before it
+            _walk(entry["value"], ctes, ctx)
+            ctes = ctes | {entry["key"].lower()}
         if obj.get("cte_name"):  # a recursive CTE sees itself
             ctes = ctes | {obj["cte_name"].lower()}
         if kind == "SELECT_NODE":
             _scope_select(obj, ctes, ctx)
-        for key, value in obj.items():
-            if key != "cte_map":
-                _walk(value, ctes, ctx)
-        return
-    if kind == "BASE_TABLE" and _is_target(obj, ctes, ctx):
+        obj = {key: value for key, value in obj.items() if key != "cte_map"}
+    elif kind == "BASE_TABLE" and _is_target(obj, ctes, ctx):
         start, end = _span(obj, ctx)
         ctx.refs.append(TableRef(start, end, obj.get("alias") or None, ctx.preds.get(id(obj), ())))
     for value in obj.values():
         _walk(value, ctes, ctx)
 
 
-def _walk_ctes(entries: list[Node], ctes: frozenset[str], ctx: _Context) -> frozenset[str]:
-    """Walk CTE bodies (each sees the CTEs before it) and return the extended scope."""
-    for entry in entries:
-        _walk(entry["value"], ctes, ctx)
-        ctes = ctes | {entry["key"].lower()}
-    return ctes
-
-
 def _is_target(ref: Node, ctes: frozenset[str], ctx: _Context) -> bool:
     """Whether a BASE_TABLE node names the real table (not a CTE, other schema or catalog)."""
     schema = ref.get("schema_name", "").lower()
-    return (
-        ref.get("table_name", "").lower() == ctx.table
-        and ref.get("catalog_name", "") == ""
-        and schema in ("", "main")
-        and (schema != "" or ctx.table not in ctes)
-    )
+    return (ref.get("table_name", "").lower() == ctx.table and ref.get("catalog_name", "") == ""
+            and schema in ("", "main") and (schema != "" or ctx.table not in ctes))
 
 
 def _scope_select(node: Node, ctes: frozenset[str], ctx: _Context) -> None:
     """Compute predicates for every target reference in this SELECT's FROM."""
-    leaves = list(_leaves(node.get("from_table") or {}, (), True))
-    leaves = [leaf for leaf in leaves if leaf[0].get("type") != "EMPTY"]
-    quals = [_qualifier(leaf) for leaf, _, _ in leaves]
-    where = [] if node.get("sample") else _conjuncts(node.get("where_clause"))
-    for (leaf, conds, where_ok), qual in zip(leaves, quals):
-        if (
-            conds is None
-            or node.get("sample")
-            or leaf.get("type") != "BASE_TABLE"
-            or leaf.get("column_name_alias")
-            or not _is_target(leaf, ctes, ctx)
-        ):
+    if node.get("sample"):  # USING SAMPLE runs before WHERE: pruning would change the sample
+        return
+    leaves = [leaf for leaf in _leaves(node.get("from_table") or {}, (), True) if leaf[0].get("type") != "EMPTY"]
+    quals = [(ref.get("alias") or ref.get("table_name") or "").lower() for ref, _, _ in leaves]
+    where = _split(node.get("where_clause"), "CONJUNCTION_AND")
+    for (ref, conds, where_ok), qual in zip(leaves, quals):
+        if conds is None or ref.get("type") != "BASE_TABLE" or ref.get("column_name_alias"):
             continue
-        resolve = _resolver(qual if quals.count(qual) == 1 else None, len(leaves) == 1, ctx)
-        exprs = list(conds) + (where if where_ok else [])
-        found = [p for expr in exprs for p in _from_conjunct(expr, resolve, ctx)]
-        ctx.preds[id(leaf)] = tuple(dict.fromkeys(found))
+        if _is_target(ref, ctes, ctx):
+            resolve = _resolver(qual if quals.count(qual) == 1 else None, len(leaves) == 1, ctx)
+            found = [p for expr in conds + (tuple(where) if where_ok else ()) for p in _from_conjunct(expr, resolve, ctx)]
+            ctx.preds[id(ref)] = tuple(dict.fromkeys(found))
 
 
-def _leaves(
-    ref: Node, conds: tuple[Node, ...] | None, where_ok: bool
-) -> Iterator[tuple[Node, tuple[Node, ...] | None, bool]]:
-    """Yield (leaf, applicable ON conjuncts or None for "no pruning", WHERE applies).
+def _leaves(ref: Node, conds: tuple[Node, ...] | None, where_ok: bool) -> Iterator[_Leaf]:
+    """Yield the non-join table refs of a FROM tree with the conditions that may prune them.
 
-    ON conditions restrict the inner side(s) of a join; WHERE conjuncts are
-    null-rejecting so they restrict every leaf, except the right side of an
-    ASOF join (pruning it would change which row is nearest) and both sides
-    of a POSITIONAL join.  Sampled subtrees are never pruned.
+    ON conjuncts restrict the inner side(s) of a join.  Our predicate shapes are
+    null-rejecting, so WHERE conjuncts restrict every leaf, except the searched
+    (right) side of an ASOF join, where pruning changes which row is nearest,
+    and both sides of a POSITIONAL join.  Sampled subtrees are never pruned.
     """
     if ref.get("sample"):
         conds = None
@@ -216,11 +183,10 @@ def _leaves(
         yield ref, conds, where_ok
         return
     join, kind = ref.get("join_type"), ref.get("ref_type")
-    on = () if ref.get("using_columns") else tuple(_conjuncts(ref.get("condition")))
-    left_on = on if join in ("INNER", "SEMI") or (join == "RIGHT" and kind != "ASOF") else ()
+    on = () if ref.get("using_columns") else tuple(_split(ref.get("condition"), "CONJUNCTION_AND"))
+    left_on = on if join in ("INNER", "SEMI", "RIGHT") else ()
     right_on = on if join in ("INNER", "SEMI", "LEFT", "ANTI") else ()
-    left = right = conds
-    right_where = where_ok
+    left, right, right_where = conds, conds, where_ok
     if kind == "ASOF" and join in ("INNER", "LEFT"):
         right, right_where = (None if conds is None else ()), False
     elif kind not in ("REGULAR", "CROSS", "NATURAL"):
@@ -229,15 +195,8 @@ def _leaves(
     yield from _leaves(ref["right"], None if right is None else right + right_on, right_where)
 
 
-def _qualifier(ref: Node) -> str:
-    """The name that qualifies a leaf's columns: its alias, else a table's name."""
-    return (ref.get("alias") or ref.get("table_name") or "").lower()
-
-
-def _resolver(
-    qual: str | None, single: bool, ctx: _Context
-) -> Callable[[Node], str | None]:
-    """Build a function mapping a COLUMN_REF of the target leaf to its known column."""
+def _resolver(qual: str | None, single: bool, ctx: _Context) -> Resolver:
+    """Map a COLUMN_REF to a known column: qualified by ``qual``, or bare if ``single``."""
 
     def resolve(expr: Node) -> str | None:
         if expr.get("class") != "COLUMN_REF":
@@ -254,28 +213,19 @@ def _resolver(
     return resolve
 
 
-# --- predicate shapes --------------------------------------------------------
+# --- predicate shapes ---------------------------------------------------------
 
 
-def _conjuncts(expr: Node | None) -> list[Node]:
-    """Split nested AND conjunctions into their parts."""
+def _split(expr: Node | None, conjunction: str) -> list[Node]:
+    """Split nested AND (or OR) conjunctions into their parts."""
     if not expr:
         return []
-    if expr.get("class") == "CONJUNCTION" and expr.get("type") == "CONJUNCTION_AND":
-        return [part for child in expr["children"] for part in _conjuncts(child)]
+    if expr.get("class") == "CONJUNCTION" and expr.get("type") == conjunction:
+        return [part for child in expr["children"] for part in _split(child, conjunction)]
     return [expr]
 
 
-def _disjuncts(expr: Node) -> list[Node]:
-    """Split nested OR conjunctions into their parts."""
-    if expr.get("class") == "CONJUNCTION" and expr.get("type") == "CONJUNCTION_OR":
-        return [part for child in expr["children"] for part in _disjuncts(child)]
-    return [expr]
-
-
-def _from_conjunct(
-    expr: Node, resolve: Callable[[Node], str | None], ctx: _Context
-) -> list[Predicate]:
+def _from_conjunct(expr: Node, resolve: Resolver, ctx: _Context) -> list[Predicate]:
     """Predicates implied by one conjunct, or [] if it has no recognised shape."""
     cls, kind = expr.get("class"), expr.get("type")
     if cls == "COMPARISON" and kind in _OPS:
@@ -285,35 +235,28 @@ def _from_conjunct(
         column, op, const = side
         value = _value(const, column, ctx)
         return [] if value is _SKIP else [Predicate(column, op, (value,))]
-    if cls == "BETWEEN":
-        column = resolve(expr["input"])
-        if column is None:
-            return []
+    if cls == "BETWEEN" and (column := resolve(expr["input"])) is not None:
         bounds = ((">=", _value(expr["lower"], column, ctx)), ("<=", _value(expr["upper"], column, ctx)))
         return [Predicate(column, op, (value,)) for op, value in bounds if value is not _SKIP]
     if cls == "CONJUNCTION" and kind == "CONJUNCTION_OR":
-        return _equalities(_disjuncts(expr), resolve, ctx)
+        return _equalities(_split(expr, "CONJUNCTION_OR"), resolve, ctx)
     if cls == "OPERATOR" and kind == "COMPARE_IN":
         return _equalities([expr], resolve, ctx)
     return []
 
 
-def _comparison(expr: Node, resolve: Callable[[Node], str | None]) -> tuple[str, str, Node] | None:
+def _comparison(expr: Node, resolve: Resolver) -> tuple[str, str, Node] | None:
     """Split ``col op const`` or ``const op col`` into (column, op, constant side)."""
     op = _OPS[expr["type"]]
-    column = resolve(expr["left"])
-    if column is not None:
+    if (column := resolve(expr["left"])) is not None:
         return column, op, expr["right"]
-    column = resolve(expr["right"])
-    if column is not None:
+    if (column := resolve(expr["right"])) is not None:
         return column, _FLIP[op], expr["left"]
     return None
 
 
-def _equalities(
-    exprs: list[Node], resolve: Callable[[Node], str | None], ctx: _Context
-) -> list[Predicate]:
-    """One "in" predicate from ORed equalities / IN lists on a single column."""
+def _equalities(exprs: list[Node], resolve: Resolver, ctx: _Context) -> list[Predicate]:
+    """One "in" predicate from ORed equalities / IN lists, all on the same column."""
     columns: set[str | None] = set()
     consts: list[Node] = []
     for expr in exprs:
@@ -326,17 +269,14 @@ def _equalities(
             consts.extend(expr["children"][1:])
         else:
             return []
-    if len(columns) != 1 or None in columns or not consts:
+    column = columns.pop() if len(columns) == 1 else None
+    if column is None or not consts:
         return []
-    column = columns.pop()
-    assert column is not None
     values = [_value(const, column, ctx) for const in consts]
-    if any(value is _SKIP for value in values):
-        return []
-    return [Predicate(column, "in", tuple(dict.fromkeys(values)))]
+    return [] if any(value is _SKIP for value in values) else [Predicate(column, "in", tuple(dict.fromkeys(values)))]
 
 
-# --- constant evaluation -----------------------------------------------------
+# --- constant evaluation ------------------------------------------------------
 
 
 def _value(expr: Node, column: str, ctx: _Context) -> object:
@@ -355,50 +295,42 @@ def _is_constant(expr: Node, ctx: _Context) -> bool:
         item = stack.pop()
         if isinstance(item, list):
             stack.extend(item)
-            continue
-        if not isinstance(item, dict):
-            continue
-        cls = item.get("class")
-        if cls is not None and cls not in _CONST_CLASSES:
-            return False
-        if cls == "FUNCTION" and not _is_safe_function(item, ctx):
-            return False
-        stack.extend(item.values())
+        elif isinstance(item, dict):
+            cls = item.get("class")
+            if cls is not None and cls not in _CONST_CLASSES:
+                return False
+            if cls == "FUNCTION" and not _is_safe_function(item, ctx):
+                return False
+            stack.extend(item.values())
     return True
 
 
 def _is_safe_function(func: Node, ctx: _Context) -> bool:
-    """Only plain scalar functions DuckDB marks CONSISTENT may be evaluated early."""
+    """Only plain scalar functions DuckDB marks CONSISTENT (not now(), random()...) are evaluated."""
     if ctx.safe_functions is None:
-        rows = ctx.con.execute(_SAFE_FUNCTIONS_SQL).fetchall()
-        ctx.safe_functions = frozenset(row[0] for row in rows)
-    return (
-        func.get("function_name", "").lower() in ctx.safe_functions
-        and not func.get("distinct")
-        and not func.get("filter")
-        and not (func.get("order_bys") or {}).get("orders")
-    )
+        ctx.safe_functions = frozenset(row[0] for row in ctx.con.execute(_SAFE_FUNCTIONS_SQL).fetchall())
+    return (func.get("function_name", "").lower() in ctx.safe_functions and not func.get("distinct")
+            and not func.get("filter") and not (func.get("order_bys") or {}).get("orders"))
 
 
 def _template(kind: str, ctx: _Context) -> Node:
-    """Parse tree of ``SELECT typeof(x), value(x), exact(x)`` with x a placeholder.
+    """Parse tree of ``SELECT typeof(x), value(x), exact(x)`` with ``x`` a placeholder.
 
-    ``exact`` is ``CAST(x AS T) = x`` compared with DuckDB's own coercion rules,
-    so values that the column type cannot represent exactly (1.5 for an
-    integer, 05:00 for a date) are rejected rather than rounded.
+    ``exact`` is ``CAST(x AS T) = x`` under DuckDB's own coercion rules, so a
+    value the column type cannot hold exactly (1.5 for an integer, 05:00 for
+    a date) is rejected instead of rounded; infinities are rejected too.
     """
     if kind not in ctx.templates:
-        x, sql_type = f"'{_SENTINEL}'", _SQL_TYPE[kind]
-        cast = f"CAST({x} AS {sql_type})"
+        x = f"'{_SENTINEL}'"
+        cast = f"CAST({x} AS {_SQL_TYPE[kind]})"
         value = f"epoch_us({cast})" if kind == "timestamptz" else cast
         exact = f"{cast} = {x}"
         if kind in ("timestamptz", "date"):
             exact += f" AND isfinite({cast})"
-        if kind == "varchar":
+        if kind == "varchar":  # a default collation (e.g. NOCASE) changes what '=' and '<' mean
             exact += " AND current_setting('default_collation') = ''"
         sql = f"SELECT typeof({x}), {value}, {exact}"
-        text = ctx.con.execute("SELECT json_serialize_sql($q)", {"q": sql}).fetchone()[0]
-        ctx.templates[kind] = json.loads(text)
+        ctx.templates[kind] = json.loads(ctx.con.execute("SELECT json_serialize_sql($q)", {"q": sql}).fetchone()[0])
     return ctx.templates[kind]
 
 
@@ -414,10 +346,10 @@ def _substitute(obj: Any, expr: Node) -> Any:
 
 
 def _evaluate(expr: Node, kind: str, ctx: _Context) -> object:
-    """Run the constant through DuckDB on ``ctx.con``; ``_SKIP`` if unusable.
+    """Run a constant through DuckDB on ``ctx.con``; ``_SKIP`` if it is unusable.
 
-    The tree is turned back into SQL text and run on ``ctx.con`` itself:
-    ``json_execute_serialized_sql`` would ignore session settings (TimeZone).
+    The tree goes back to SQL text and runs on ``ctx.con`` itself, because
+    ``json_execute_serialized_sql`` ignores session settings such as TimeZone.
     """
     tree = json.dumps(_substitute(_template(kind, ctx), expr))
     try:
@@ -428,60 +360,42 @@ def _evaluate(expr: Node, kind: str, ctx: _Context) -> object:
     if row is None or row[1] is None or row[2] is not True:
         return _SKIP
     natural, value = row[0], row[1]
-    literal = expr.get("class") == "CONSTANT"
-    if natural == "VARCHAR":
-        ok = kind == "varchar" or literal  # string literals adopt the column type
+    if natural == "VARCHAR":  # only string *literals* take the column's type; other strings don't compare
+        ok = kind == "varchar" or expr.get("class") == "CONSTANT"
     elif kind in ("integer", "double"):
-        ok = natural in _INTEGRAL or natural in ("FLOAT", "DOUBLE") or natural.startswith("DECIMAL")
+        ok = natural in _NUMERIC or natural.startswith("DECIMAL")
     else:
         ok = kind in ("timestamptz", "date") and natural in _TEMPORAL
-    if not ok:
+    if not ok or (kind == "double" and math.isnan(value)):
         return _SKIP
-    if kind == "double":
-        value = float(value)
-        return _SKIP if math.isnan(value) else value
-    return int(value) if kind in ("timestamptz", "integer") else value
+    return float(value) if kind == "double" else int(value) if kind in ("timestamptz", "integer") else value
 
 
-# --- source offsets ----------------------------------------------------------
+# --- source offsets -----------------------------------------------------------
 
 
 def _span(ref: Node, ctx: _Context) -> tuple[int, int]:
-    """Character offsets of the (schema-qualified) table name in the SQL text.
-
-    DuckDB reports byte offsets into the UTF-8 text; they are converted here.
-    """
-    encoded = ctx.sql.encode()
+    """Character offsets of a (schema-qualified) table name; DuckDB reports UTF-8 byte offsets."""
     if ctx.tokens is None:
         ctx.tokens = [offset for offset, _ in duckdb.tokenize(ctx.sql)]
-    location = ref["query_location"]
-    index = bisect.bisect_left(ctx.tokens, location)
-    if index >= len(ctx.tokens) or ctx.tokens[index] != location:
-        raise ValueError(f"cannot locate table reference at byte {location}")
-    if ref.get("schema_name"):
-        index += 2  # skip "schema" and "."
-    if index >= len(ctx.tokens):
-        raise ValueError(f"cannot locate table name {ref['table_name']!r} in the SQL text")
-    name_at = len(encoded[: ctx.tokens[index]].decode())
-    end = _scan_name(ctx.sql, name_at)
-    if _unquote(ctx.sql[name_at:end]).lower() != ref["table_name"].lower():
-        raise ValueError(f"cannot locate table name {ref['table_name']!r} in the SQL text")
-    return len(encoded[:location].decode()), end
+    encoded, location = ctx.sql.encode(), ref["query_location"]
+    index = bisect.bisect_left(ctx.tokens, location) + (2 if ref.get("schema_name") else 0)  # skip "schema" "."
+    if index < len(ctx.tokens) and location in ctx.tokens:
+        name_at = len(encoded[: ctx.tokens[index]].decode())
+        end = _scan_name(ctx.sql, name_at)
+        if _unquote(ctx.sql[name_at:end]).lower() == ref["table_name"].lower():
+            return len(encoded[:location].decode()), end
+    raise ValueError(f"cannot locate table {ref['table_name']!r} at byte {location} of the SQL text")
 
 
 def _scan_name(sql: str, pos: int) -> int:
     """Offset just past the (possibly quoted) identifier starting at ``pos``."""
     quote = sql[pos : pos + 1]
     if quote in ('"', "'"):
-        at = pos + 1
-        while True:
-            close = sql.find(quote, at)
-            if close < 0:
-                return len(sql)
-            if sql.startswith(quote, close + 1):
-                at = close + 2
-                continue
-            return close + 1
+        close = sql.find(quote, pos + 1)
+        while close >= 0 and sql.startswith(quote, close + 1):  # a doubled quote is part of the name
+            close = sql.find(quote, close + 2)
+        return len(sql) if close < 0 else close + 1
     match = _IDENT.match(sql, pos)
     return match.end() if match else pos
 
