@@ -128,7 +128,7 @@ def prune_files(
         stats = _column_rows(db, "SELECT file_id, min_value, max_value FROM file_stats WHERE column_name = ?", c.column, files)
         if not stats:
             continue
-        files = [f for f in files if f.file_id not in stats or may_match(*stats[f.file_id], c.op, c.values)]
+        files = [f for f in files if f.file_id not in stats or _stats_match(stats[f.file_id], c)]
         used.append(describe(c))
     steps.append(PruneStep("min/max", len(files), tuple(used)))
 
@@ -163,6 +163,11 @@ def prune_files(
             used.append(describe(c))
     steps.append(PruneStep("bloom", len(files), tuple(used)))
     return PrunePlan(snap, files, steps)
+
+
+def _stats_match(row: tuple[Any, ...], c: Condition) -> bool:
+    low, high = row
+    return may_match(low, high, c.op, c.values)
 
 
 def _time_clause(c: Condition, i: int, params: dict[str, Any]) -> str:

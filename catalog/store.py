@@ -81,9 +81,7 @@ class Catalog:
                 # Run the file whole: splitting on ';' breaks on a ';' inside a string.
                 for statement in _statements(load_sql(name)):
                     self.db.execute(statement)
-                self.db.execute(
-                    "INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name.split("/")[-1], _now())
-                )
+                self.db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name.split("/")[-1], _now()))
 
     def _check_version(self) -> None:
         try:
@@ -213,11 +211,19 @@ class Catalog:
             chunk = list(sha256s[start : start + 500])
             marks = ", ".join("?" * len(chunk))
             for row in self.db.execute(
-                "SELECT path, bytes, sha256, hour, lines, rows_stored, rows_quarantined FROM segments"
-                f" WHERE sha256 IN ({marks})",
+                f"SELECT path, bytes, sha256, hour, lines, rows_stored, rows_quarantined FROM segments WHERE sha256 IN ({marks})",
                 chunk,
             ):
                 found[row[2]] = ConsumedSegment(*row)
+        return found
+
+    def consumed_paths(self, paths: Sequence[str]) -> set[str]:
+        """Of the given segment paths (relative to the lake root), those recorded as consumed."""
+        found: set[str] = set()
+        for start in range(0, len(paths), 500):
+            chunk = list(paths[start : start + 500])
+            marks = ", ".join("?" * len(chunk))
+            found.update(r[0] for r in self.db.execute(f"SELECT path FROM segments WHERE path IN ({marks})", chunk))
         return found
 
     def commit(self, commit: Commit, *, retries: int = 0) -> int:

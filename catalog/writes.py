@@ -67,13 +67,9 @@ def _check_replaced(db: sqlite3.Connection, commit: Commit) -> None:
 
 def _check_segments(db: sqlite3.Connection, commit: Commit) -> None:
     for segment in commit.consume_segments:
-        row = db.execute(
-            "SELECT path, consumed_snapshot FROM segments WHERE sha256 = ?", (segment.sha256,)
-        ).fetchone()
+        row = db.execute("SELECT path, consumed_snapshot FROM segments WHERE sha256 = ?", (segment.sha256,)).fetchone()
         if row is not None:
-            raise CommitConflict(
-                f"segment {segment.path}: content already consumed by snapshot {row[1]} (as {row[0]})"
-            )
+            raise CommitConflict(f"segment {segment.path}: content already consumed by snapshot {row[1]} (as {row[0]})")
 
 
 def _insert_file(db: sqlite3.Connection, dataset_id: int, snapshot: int, new: NewFile) -> None:

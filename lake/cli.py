@@ -129,8 +129,20 @@ def compact(ctx: click.Context, hours: tuple[str, ...], all_hours: bool) -> None
 
 @cli.command()
 @click.argument("query")
-@click.option("--format", "fmt", type=click.Choice(["table", "csv", "json"]), default="table", show_default=True, help="Output format; json prints JSON Lines.")
-@click.option("--output", "-o", type=click.Path(dir_okay=False, path_type=Path), help="Write the result to FILE.parquet or FILE.csv instead of stdout.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["table", "csv", "json"]),
+    default="table",
+    show_default=True,
+    help="Output format; json prints JSON Lines.",
+)
+@click.option(
+    "--output",
+    "-o",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the result to FILE.parquet or FILE.csv instead of stdout.",
+)
 @click.option("--explain", is_flag=True, help="Print the files in the snapshot, after each pruning step, and DuckDB's plan.")
 @click.option("--snapshot", type=int, help="Query this snapshot instead of the newest.")
 @click.pass_context
@@ -208,7 +220,13 @@ def status(ctx: click.Context) -> None:
 @cli.command()
 @click.option("--ticks", "n_ticks", type=int, default=500_000, show_default=True, help="Synthetic ticks to generate.")
 @click.option("--contracts", type=int, default=300, show_default=True, help="Synthetic contracts.")
-@click.option("--day", type=click.DateTime(formats=["%Y-%m-%d"]), default="2022-01-07", show_default=True, help="Synthetic trading day (UTC).")
+@click.option(
+    "--day",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default="2022-01-07",
+    show_default=True,
+    help="Synthetic trading day (UTC).",
+)
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed of the synthetic day.")
 @click.option("--keep", is_flag=True, help="Keep an existing lake at the root instead of starting afresh.")
 @click.pass_context

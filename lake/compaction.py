@@ -87,9 +87,7 @@ def compact_all(config: LakeConfig, progress: Callable[[str], None] | None = Non
         catalog.close()
 
 
-def compact_hour(
-    config: LakeConfig, hour: int, *, catalog: Catalog | None = None, dataset: Dataset | None = None
-) -> HourResult:
+def compact_hour(config: LakeConfig, hour: int, *, catalog: Catalog | None = None, dataset: Dataset | None = None) -> HourResult:
     """Compact one event hour (hours since the epoch; see `lake.layout.parse_hour`)."""
     own = catalog is None
     if catalog is None or dataset is None:

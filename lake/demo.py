@@ -12,7 +12,8 @@ import shutil
 import tempfile
 import time
 from collections.abc import Callable
-from datetime import date, datetime, time as dtime, UTC
+from datetime import UTC, date, datetime
+from datetime import time as dtime
 from io import StringIO
 from pathlib import Path
 
@@ -70,13 +71,19 @@ def run_demo(
     synthetic = synthetic_ticks(day, universe, n_ticks, seed=seed)
     real = eurusd_ticks()
     with tempfile.TemporaryDirectory(prefix="ticklake-demo-") as tmp:
-        inputs = [Path(tmp) / f"recorder-{day}.jsonl", Path(tmp) / "eurusd-2020-01-01.jsonl", Path(tmp) / "recorder-glitches.jsonl"]
+        inputs = [
+            Path(tmp) / f"recorder-{day}.jsonl",
+            Path(tmp) / "eurusd-2020-01-01.jsonl",
+            Path(tmp) / "recorder-glitches.jsonl",
+        ]
         inputs[0].write_bytes(to_jsonl(synthetic))
         inputs[1].write_bytes(to_jsonl(real))
         inputs[2].write_bytes(GLITCHES)
         jsonl_bytes = sum(p.stat().st_size for p in inputs)
-        echo(f"generated {synthetic.num_rows:,} synthetic ticks ({contracts} contracts) + {real.num_rows:,} real EUR/USD quotes "
-             f"in {time.perf_counter() - started:.1f}s")
+        echo(
+            f"generated {synthetic.num_rows:,} synthetic ticks ({contracts} contracts) + {real.num_rows:,} real EUR/USD quotes "
+            f"in {time.perf_counter() - started:.1f}s"
+        )
 
         report = ingest_files(config, inputs)
     echo(report.summary())
@@ -92,10 +99,14 @@ def run_demo(
     figures["compact_ticks_per_s"] = stored / seconds
     figures["bytes_per_tick"] = data_bytes / stored
     figures["jsonl_bytes_per_tick"] = jsonl_bytes / report.lines
-    echo(f"compacted {len(results)} hours: {stored:,} ticks into {sum(len(r.files) for r in results)} Parquet files "
-         f"in {seconds:.1f}s ({stored / seconds:,.0f} ticks/s)")
-    echo(f"on disk: {data_bytes / stored:.1f} bytes/tick in Parquet vs {jsonl_bytes / report.lines:.1f} in JSONL "
-         f"({jsonl_bytes / data_bytes:.0f}x smaller)")
+    echo(
+        f"compacted {len(results)} hours: {stored:,} ticks into {sum(len(r.files) for r in results)} Parquet files "
+        f"in {seconds:.1f}s ({stored / seconds:,.0f} ticks/s)"
+    )
+    echo(
+        f"on disk: {data_bytes / stored:.1f} bytes/tick in Parquet vs {jsonl_bytes / report.lines:.1f} in JSONL "
+        f"({jsonl_bytes / data_bytes:.0f}x smaller)"
+    )
     echo(f"reconciled: {report.lines:,} lines in = {stored:,} stored + {report.quarantined:,} quarantined")
 
     # Pick a busy and a rare contract from the data itself.
@@ -104,7 +115,9 @@ def run_demo(
     busy, rare = counts[0]["values"], counts[len(counts) * 3 // 4]["values"]
     session = datetime.combine(day, dtime(14, 30), tzinfo=UTC)
     rare_hour = (
-        pc.min(pc.filter(synthetic.column("timestamp"), pc.equal(synthetic.column("contract_id"), rare))).as_py().replace(minute=0, second=0, microsecond=0)
+        pc.min(pc.filter(synthetic.column("timestamp"), pc.equal(synthetic.column("contract_id"), rare)))
+        .as_py()
+        .replace(minute=0, second=0, microsecond=0)
     )
     params = {
         "contract": busy,
@@ -123,7 +136,7 @@ def run_demo(
         answer = f"yes, {found.rows:,} ticks in {found.files} files" if found.found else "no"
         echo(f"ticklake has --contract {contract} --date {d}: {answer}")
     figures["seconds"] = time.perf_counter() - started
-    echo(f"demo finished in {figures['seconds']:.1f}s; try: ticklake --root {root} sql \"SELECT count(*) FROM ticks\"")
+    echo(f'demo finished in {figures["seconds"]:.1f}s; try: ticklake --root {root} sql "SELECT count(*) FROM ticks"')
     return figures
 
 
@@ -144,4 +157,5 @@ def _show_query(lake: LakeConnection, name: str, values: dict[str, object], echo
     echo(out.getvalue().rstrip())
     for ref in plan.refs:
         steps = " -> ".join(f"{s.name} {s.files}" for s in ref.plan.steps)
-        echo(f"   {ref.text}{' AS ' + ref.alias if ref.alias else ''}: files {steps} (read {len(ref.plan.files)} of {ref.plan.steps[0].files}); {seconds * 1000:.0f} ms")
+        name = ref.text + (f" AS {ref.alias}" if ref.alias else "")
+        echo(f"   {name}: files {steps} (read {len(ref.plan.files)} of {ref.plan.steps[0].files}); {seconds * 1000:.0f} ms")

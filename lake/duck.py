@@ -24,7 +24,7 @@ def extension_directory() -> Path:
 
 def connect_duckdb(database: str = ":memory:", *, threads: int = 0, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with UTC session time zone and no implicit extension downloads."""
-    config: dict[str, str | bool | int] = {
+    config: dict[str, str | bool | int | float | list[str]] = {
         "extension_directory": str(extension_directory()),
         "autoinstall_known_extensions": False,
         "autoload_known_extensions": False,
@@ -42,7 +42,9 @@ def extension_file(name: str) -> Path:
     try:
         module = importlib.import_module(f"duckdb_extension_{name}")
     except ImportError as e:
-        raise ConfigError(f"DuckDB extension {name!r}: install duckdb-extension-{name.replace('_', '-')}=={duckdb.__version__}") from e
+        raise ConfigError(
+            f"DuckDB extension {name!r}: install duckdb-extension-{name.replace('_', '-')}=={duckdb.__version__}"
+        ) from e
     path = Path(str(module.__file__)).parent / "extensions" / f"v{duckdb.__version__}" / f"{name}.duckdb_extension"
     if not path.exists():
         raise ConfigError(f"DuckDB extension {name!r}: {path} missing (wheel built for another DuckDB version?)")

@@ -8,6 +8,7 @@ irregular market data next to the generated ticks of :mod:`lake.synthetic`, in t
 >>> t.num_rows, t.column("bid_price")[0].as_py(), t.column("ask_price")[0].as_py()
 (9500, 1.1212, 1.12172)
 """
+
 from __future__ import annotations
 
 import datetime
@@ -27,7 +28,7 @@ EURUSD_EXCHANGE = "IDEALPRO"
 
 # "20200101 170000065,1.121200,1.121720,0": date, HHMMSSmmm, bid, ask, volume (always 0).
 _LINE = re.compile(r"(\d{4})(\d\d)(\d\d) (\d\d)(\d\d)(\d\d)(\d{3}),([^,]+),([^,]+),([^,]+)")
-_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+_EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 def eurusd_path() -> Path:
@@ -56,7 +57,7 @@ def eurusd_ticks(path: Path | None = None) -> pa.Table:
             if match is None:
                 raise ValueError("expected 'YYYYMMDD HHMMSSmmm,bid,ask,volume'")
             y, mo, d, h, mi, s, ms = (int(g) for g in match.groups()[:7])
-            when = datetime.datetime(y, mo, d, h, mi, s, ms * 1000, tzinfo=datetime.timezone.utc)
+            when = datetime.datetime(y, mo, d, h, mi, s, ms * 1000, tzinfo=datetime.UTC)
             bid, ask = float(match[8]), float(match[9])
             float(match[10])  # volume: must be a number, but carries no size (always 0), so unused
             if not (math.isfinite(bid) and math.isfinite(ask)):
@@ -72,9 +73,12 @@ def eurusd_ticks(path: Path | None = None) -> pa.Table:
         pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
         pa.array([EURUSD_CONTRACT_ID] * n, pa.int64()),
         pa.array(["bid_ask"] * n, pa.string()),
-        no_float, no_float,
-        pa.array(bids, pa.float64()), pa.array(asks, pa.float64()),
-        no_float, no_float,
+        no_float,
+        no_float,
+        pa.array(bids, pa.float64()),
+        pa.array(asks, pa.float64()),
+        no_float,
+        no_float,
         pa.array([EURUSD_SYMBOL] * n, pa.string()),
         pa.array([EURUSD_EXCHANGE] * n, pa.string()),
         pa.nulls(n, pa.list_(pa.string())),

@@ -8,11 +8,12 @@ path accepts pass the same rules, checked column-wise, so both paths agree on ev
 
 from __future__ import annotations
 
-import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
@@ -47,13 +48,36 @@ class Reject:
     raw: bytes
 
 
+class Lines:
+    """The lines of a block of bytes, split only when a caller needs them (most blocks never do)."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.count = data.count(b"\n") + (0 if not data or data.endswith(b"\n") else 1)
+        self._split: list[bytes] | None = None
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __getitem__(self, i: int) -> bytes:
+        return self.split()[i]
+
+    def split(self) -> list[bytes]:
+        """Every line, without its line break."""
+        if self._split is None:
+            self._split = self.data.split(b"\n")
+            if len(self._split) > self.count:
+                self._split.pop()
+        return self._split
+
+
 @dataclass
 class Parsed:
     """Valid rows (ROW_SCHEMA plus `_line`, in line order) and the rejected lines of one block of JSONL."""
 
     table: pa.Table
     rejects: list[Reject]
-    lines: list[bytes]
+    lines: Lines
     blank: int
     first_line: int = 1
     stats: dict[str, int] = field(default_factory=dict)
@@ -64,29 +88,32 @@ class Parsed:
         return self.table.num_rows + len(self.rejects)
 
 
-def parse_jsonl(data: bytes, *, first_line: int = 1, use_threads: bool = True) -> Parsed:
+def parse_jsonl(data: bytes, *, first_line: int = 1, use_threads: bool | None = None) -> Parsed:
     """Parse and validate JSONL bytes; line numbers in rejects start at `first_line`.
+
+    `use_threads` defaults to using threads only when more than one core is available.
 
     >>> p = parse_jsonl(b'{"timestamp":"2022-01-07T05:00:00Z","contract_id":7,"tick_type":"mid_point","price":1.5}\\n[1]\\n')
     >>> p.table.num_rows, [(r.line, r.kind) for r in p.rejects]
     (1, [(2, 'not_an_object')])
     """
-    lines = data.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()
-    if _BLANK.search(data) or (lines and not lines[0].strip()) or (lines and not lines[-1].strip()):
-        keep = [i for i, line in enumerate(lines) if line.strip()]
+    lines = Lines(data)
+    keep: Sequence[int]
+    if _BLANK.search(data) or data[:1].isspace() or (lines.count and not lines[lines.count - 1].strip()):
+        keep = [i for i, line in enumerate(lines.split()) if line.strip()]
         block = None
     else:
-        keep = list(range(len(lines)))
+        keep = range(lines.count)
         block = data
-    state = _State(lines, first_line, use_threads)
+    threads = pa.cpu_count() > 1 if use_threads is None else use_threads
+    state = _State(lines, first_line, threads)
     state.parse(keep, block)
-    return Parsed(state.table(), sorted(state.rejects, key=lambda r: r.line), lines, len(lines) - len(keep), first_line, state.stats)
+    rejects = sorted(state.rejects, key=lambda r: r.line)
+    return Parsed(state.table(), rejects, lines, lines.count - len(keep), first_line, state.stats)
 
 
 class _State:
-    def __init__(self, lines: list[bytes], first_line: int, use_threads: bool) -> None:
+    def __init__(self, lines: Lines, first_line: int, use_threads: bool) -> None:
         self.lines = lines
         self.first_line = first_line
         self.use_threads = use_threads
@@ -95,11 +122,12 @@ class _State:
         self.rejects: list[Reject] = []
         self.stats = {"fast_rows": 0, "slow_lines": 0, "bisections": 0}
 
-    def parse(self, keep: list[int], block: bytes | None) -> None:
+    def parse(self, keep: Sequence[int], block: bytes | None) -> None:
         if not keep:
             return
         if block is None:
-            block = b"\n".join([self.lines[i] for i in keep])
+            split = self.lines.split()
+            block = b"\n".join([split[i] for i in keep])
         try:
             table = self._fast(block, len(keep))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError, ValueError):
@@ -114,7 +142,10 @@ class _State:
             return
         table = table.combine_chunks()
         ok = _valid_mask(table)
-        index = pa.array(keep, pa.int64())
+        if isinstance(keep, range):
+            index = pa.array(np.arange(keep.start, keep.stop, dtype=np.int64))
+        else:
+            index = pa.array(keep, pa.int64())
         if not pc.all(ok).as_py():
             for i in pc.filter(index, pc.invert(ok)).to_pylist():
                 self._slow(i)
@@ -126,7 +157,7 @@ class _State:
     def _fast(self, block: bytes, expected: int) -> pa.Table:
         read = pj.ReadOptions(use_threads=self.use_threads, block_size=1 << 22)
         try:
-            raw = pj.read_json(io.BytesIO(block), read_options=read, parse_options=_ISO_OPTIONS)
+            raw = pj.read_json(pa.BufferReader(block), read_options=read, parse_options=_ISO_OPTIONS)
             ts = raw.column("timestamp")
             try:
                 stamps = pc.cast(ts, TIMESTAMP)
@@ -135,7 +166,7 @@ class _State:
         except pa.ArrowInvalid as e:
             if "changed from string to number" not in str(e):
                 raise
-            raw = pj.read_json(io.BytesIO(block), read_options=read, parse_options=_EPOCH_OPTIONS)
+            raw = pj.read_json(pa.BufferReader(block), read_options=read, parse_options=_EPOCH_OPTIONS)
             seconds = raw.column("timestamp")
             micros = pc.round(pc.multiply(seconds, 1_000_000.0))
             stamps = pc.cast(pc.cast(micros, pa.int64()), TIMESTAMP)

@@ -164,7 +164,10 @@ class LandingWriter:
     def _final_path(self, hour: int) -> Path:
         if hour not in self._next_seq:
             used = [0]
-            for folder in (landing_hour_dir(self.root, hour), consumed_dir(self.root) / landing_hour_dir(self.root, hour).relative_to(self.root / "landing")):
+            for folder in (
+                landing_hour_dir(self.root, hour),
+                consumed_dir(self.root) / landing_hour_dir(self.root, hour).relative_to(self.root / "landing"),
+            ):
                 if folder.is_dir():
                     for p in folder.iterdir():
                         m = _SEQ.match(p.name)
@@ -214,7 +217,9 @@ class _OpenSegment:
                 self.tmp.unlink()
                 return self.final
             if self.final.exists():
-                raise StorageError(f"{self.final}: segment exists already; another writer uses id {self.final.name.rsplit('-', 1)[0]!r}")
+                raise StorageError(
+                    f"{self.final}: segment exists already; another writer uses id {self.final.name.rsplit('-', 1)[0]!r}"
+                )
             os.replace(self.tmp, self.final)
             fsync_dir(self.final.parent)
         except OSError as e:

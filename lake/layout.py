@@ -1,10 +1,10 @@
 """Where things live below the lake root, and the event-hour keys that name partitions.
 
-    <root>/catalog.sqlite
-    <root>/landing/ticks/date=YYYY-MM-DD/hour=HH/<writer>-<seq>.jsonl   sealed segments
-    <root>/landing/_quarantine/<source>.jsonl                           rejected lines, with reasons
-    <root>/landing/_consumed/...                                        consumed segments, kept for retention
-    <root>/lake/<dataset>/<key>=<value>/.../<unique>.parquet            data files
+<root>/catalog.sqlite
+<root>/landing/ticks/date=YYYY-MM-DD/hour=HH/<writer>-<seq>.jsonl   sealed segments
+<root>/landing/_quarantine/<source>.jsonl                           rejected lines, with reasons
+<root>/landing/_consumed/...                                        consumed segments, kept for retention
+<root>/lake/<dataset>/<key>=<value>/.../<unique>.parquet            data files
 """
 
 from __future__ import annotations

@@ -27,8 +27,13 @@ Node = dict[str, Any]
 Resolver = Callable[[Node], str | None]
 _Leaf = tuple[Node, tuple[Node, ...] | None, bool]  # (table ref, ON conjuncts or None = never prune, WHERE applies)
 
-_OPS = {"COMPARE_EQUAL": "=", "COMPARE_LESSTHAN": "<", "COMPARE_LESSTHANOREQUALTO": "<=",
-        "COMPARE_GREATERTHAN": ">", "COMPARE_GREATERTHANOREQUALTO": ">="}
+_OPS = {
+    "COMPARE_EQUAL": "=",
+    "COMPARE_LESSTHAN": "<",
+    "COMPARE_LESSTHANOREQUALTO": "<=",
+    "COMPARE_GREATERTHAN": ">",
+    "COMPARE_GREATERTHANOREQUALTO": ">=",
+}
 _FLIP = {"=": "=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 # Column kind -> SQL type its constants are cast to.
 _SQL_TYPE = {"timestamptz": "TIMESTAMPTZ", "date": "DATE", "integer": "BIGINT", "double": "DOUBLE", "varchar": "VARCHAR"}
@@ -37,8 +42,22 @@ _QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NO
 # subqueries, parameters, COLLATE, lambdas, windows...) disqualifies it.
 _CONST_CLASSES = frozenset({"CONSTANT", "CAST", "FUNCTION", "OPERATOR", "CASE", "COMPARISON", "CONJUNCTION", "BETWEEN"})
 # Natural types (typeof) of constants that compare with numeric / temporal columns.
-_NUMERIC = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER",
-                      "UBIGINT", "UHUGEINT", "FLOAT", "DOUBLE"})
+_NUMERIC = frozenset(
+    {
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "UHUGEINT",
+        "FLOAT",
+        "DOUBLE",
+    }
+)
 _TEMPORAL = frozenset({"DATE", "TIMESTAMP", "TIMESTAMP WITH TIME ZONE", "TIMESTAMP_S", "TIMESTAMP_MS", "TIMESTAMP_NS"})
 _SENTINEL = "__lake_predicates_placeholder__"
 _SAFE_FUNCTIONS_SQL = """SELECT lower(function_name) FROM duckdb_functions() GROUP BY 1 HAVING bool_and(
@@ -82,8 +101,7 @@ class _Context:
     tokens: list[int] | None = None
 
 
-def find_table_refs(con: duckdb.DuckDBPyConnection, sql: str, table: str,
-                    columns: Mapping[str, str]) -> list[TableRef] | None:
+def find_table_refs(con: duckdb.DuckDBPyConnection, sql: str, table: str, columns: Mapping[str, str]) -> list[TableRef] | None:
     """Return every reference to ``table`` in ``sql`` with its pruning predicates.
 
     ``columns`` maps column names to a kind ("timestamptz", "date", "integer",
@@ -110,7 +128,7 @@ def find_table_refs(con: duckdb.DuckDBPyConnection, sql: str, table: str,
     >>> find_table_refs(con, "DELETE FROM ticks", "ticks", {}) is None
     True
     """
-    parsed = json.loads(con.execute("SELECT json_serialize_sql($q)", {"q": sql}).fetchone()[0])
+    parsed = json.loads(_fetch_one(con, "SELECT json_serialize_sql($q)", {"q": sql})[0])
     if parsed.get("error") or len(parsed.get("statements", [])) != 1:
         return None
     ctx = _Context(con, sql, table.lower(), {k.lower(): v for k, v in columns.items()})
@@ -149,8 +167,12 @@ def _walk(obj: Any, ctes: frozenset[str], ctx: _Context) -> None:
 def _is_target(ref: Node, ctes: frozenset[str], ctx: _Context) -> bool:
     """Whether a BASE_TABLE node names the real table (not a CTE, other schema or catalog)."""
     schema = ref.get("schema_name", "").lower()
-    return (ref.get("table_name", "").lower() == ctx.table and ref.get("catalog_name", "") == ""
-            and schema in ("", "main") and (schema != "" or ctx.table not in ctes))
+    return (
+        ref.get("table_name", "").lower() == ctx.table
+        and ref.get("catalog_name", "") == ""
+        and schema in ("", "main")
+        and (schema != "" or ctx.table not in ctes)
+    )
 
 
 def _scope_select(node: Node, ctes: frozenset[str], ctx: _Context) -> None:
@@ -160,7 +182,7 @@ def _scope_select(node: Node, ctes: frozenset[str], ctx: _Context) -> None:
     leaves = [leaf for leaf in _leaves(node.get("from_table") or {}, (), True) if leaf[0].get("type") != "EMPTY"]
     quals = [(ref.get("alias") or ref.get("table_name") or "").lower() for ref, _, _ in leaves]
     where = _split(node.get("where_clause"), "CONJUNCTION_AND")
-    for (ref, conds, where_ok), qual in zip(leaves, quals):
+    for (ref, conds, where_ok), qual in zip(leaves, quals, strict=False):
         if conds is None or ref.get("type") != "BASE_TABLE" or ref.get("column_name_alias"):
             continue
         if _is_target(ref, ctes, ctx):
@@ -235,9 +257,9 @@ def _from_conjunct(expr: Node, resolve: Resolver, ctx: _Context) -> list[Predica
         column, op, const = side
         value = _value(const, column, ctx)
         return [] if value is _SKIP else [Predicate(column, op, (value,))]
-    if cls == "BETWEEN" and (column := resolve(expr["input"])) is not None:
-        bounds = ((">=", _value(expr["lower"], column, ctx)), ("<=", _value(expr["upper"], column, ctx)))
-        return [Predicate(column, op, (value,)) for op, value in bounds if value is not _SKIP]
+    if cls == "BETWEEN" and (target := resolve(expr["input"])) is not None:
+        bounds = ((">=", _value(expr["lower"], target, ctx)), ("<=", _value(expr["upper"], target, ctx)))
+        return [Predicate(target, op, (value,)) for op, value in bounds if value is not _SKIP]
     if cls == "CONJUNCTION" and kind == "CONJUNCTION_OR":
         return _equalities(_split(expr, "CONJUNCTION_OR"), resolve, ctx)
     if cls == "OPERATOR" and kind == "COMPARE_IN":
@@ -309,8 +331,12 @@ def _is_safe_function(func: Node, ctx: _Context) -> bool:
     """Only plain scalar functions DuckDB marks CONSISTENT (not now(), random()...) are evaluated."""
     if ctx.safe_functions is None:
         ctx.safe_functions = frozenset(row[0] for row in ctx.con.execute(_SAFE_FUNCTIONS_SQL).fetchall())
-    return (func.get("function_name", "").lower() in ctx.safe_functions and not func.get("distinct")
-            and not func.get("filter") and not (func.get("order_bys") or {}).get("orders"))
+    return (
+        func.get("function_name", "").lower() in ctx.safe_functions
+        and not func.get("distinct")
+        and not func.get("filter")
+        and not (func.get("order_bys") or {}).get("orders")
+    )
 
 
 def _template(kind: str, ctx: _Context) -> Node:
@@ -330,7 +356,7 @@ def _template(kind: str, ctx: _Context) -> Node:
         if kind == "varchar":  # a default collation (e.g. NOCASE) changes what '=' and '<' mean
             exact += " AND current_setting('default_collation') = ''"
         sql = f"SELECT typeof({x}), {value}, {exact}"
-        ctx.templates[kind] = json.loads(ctx.con.execute("SELECT json_serialize_sql($q)", {"q": sql}).fetchone()[0])
+        ctx.templates[kind] = json.loads(_fetch_one(ctx.con, "SELECT json_serialize_sql($q)", {"q": sql})[0])
     return ctx.templates[kind]
 
 
@@ -353,7 +379,7 @@ def _evaluate(expr: Node, kind: str, ctx: _Context) -> object:
     """
     tree = json.dumps(_substitute(_template(kind, ctx), expr))
     try:
-        sql = ctx.con.execute("SELECT json_deserialize_sql($q)", {"q": tree}).fetchone()[0]
+        sql = _fetch_one(ctx.con, "SELECT json_deserialize_sql($q)", {"q": tree})[0]
         row = ctx.con.execute(sql).fetchone()
     except (duckdb.Error, ValueError, OverflowError):
         return _SKIP
@@ -405,3 +431,9 @@ def _unquote(name: str) -> str:
     if len(name) >= 2 and name[0] == name[-1] and name[0] in ('"', "'"):
         return name[1:-1].replace(name[0] * 2, name[0])
     return name
+
+
+def _fetch_one(con: duckdb.DuckDBPyConnection, sql: str, params: dict[str, Any]) -> tuple[Any, ...]:
+    row = con.execute(sql, params).fetchone()
+    assert row is not None, "a scalar SELECT returns one row"
+    return row

@@ -21,10 +21,9 @@ def save_result(lake: LakeConnection, query: str, output: Path) -> int:
     if suffix == ".parquet":
         plan = lake.plan(query)
         try:
-            lake.con.execute(
-                f"COPY ({plan.sql}) TO {quote_literal(str(output))} (FORMAT parquet, COMPRESSION zstd)"
-            )
-            return int(lake.con.execute(f"SELECT count(*) FROM read_parquet({quote_literal(str(output))})").fetchone()[0])
+            lake.con.execute(f"COPY ({plan.sql}) TO {quote_literal(str(output))} (FORMAT parquet, COMPRESSION zstd)")
+            row = lake.con.execute(f"SELECT count(*) FROM read_parquet({quote_literal(str(output))})").fetchone()
+            return int(row[0]) if row else 0
         except duckdb.Error as e:
             raise QueryError(f"{output}: {' '.join(str(e).split())}") from e
     relation = lake.sql(query)

@@ -14,6 +14,7 @@ for a seed and numpy-vectorised: a million ticks generate and serialise in about
 >>> to_jsonl(t.slice(0, 1)).startswith(b'{"timestamp":"2022-01-07T14:30:')
 True
 """
+
 from __future__ import annotations
 
 import datetime
@@ -36,12 +37,22 @@ _TYPE_WEIGHTS = np.array([0.40, 0.50, 0.10])
 DUPLICATE_RATE = 0.003  # share of ticks repeating another tick's (contract, microsecond)
 _DAILY_VOL = 0.015  # daily price standard deviation, as a fraction of the start price
 
-TICK_SCHEMA = pa.schema([
-    ("timestamp", pa.timestamp("us", tz="UTC")), ("contract_id", pa.int64()), ("tick_type", pa.string()),
-    ("price", pa.float64()), ("size", pa.float64()), ("bid_price", pa.float64()), ("ask_price", pa.float64()),
-    ("bid_size", pa.float64()), ("ask_size", pa.float64()), ("symbol", pa.string()),
-    ("exchange", pa.string()), ("conditions", pa.list_(pa.string())),
-])
+TICK_SCHEMA = pa.schema(
+    [
+        ("timestamp", pa.timestamp("us", tz="UTC")),
+        ("contract_id", pa.int64()),
+        ("tick_type", pa.string()),
+        ("price", pa.float64()),
+        ("size", pa.float64()),
+        ("bid_price", pa.float64()),
+        ("ask_price", pa.float64()),
+        ("bid_size", pa.float64()),
+        ("ask_size", pa.float64()),
+        ("symbol", pa.string()),
+        ("exchange", pa.string()),
+        ("conditions", pa.list_(pa.string())),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -75,21 +86,30 @@ def make_contracts(n: int, seed: int = 0) -> list[Contract]:
         m = 2 * (n - len(symbols)) + 8
         lengths = rng.choice([1, 2, 3, 4, 5], size=m, p=[0.02, 0.08, 0.35, 0.45, 0.10])
         chars = letters[rng.integers(0, 26, size=(m, 5))]
-        for row, k in zip(chars, lengths):
+        for row, k in zip(chars, lengths, strict=False):
             symbols.setdefault("".join(row[:k]))
     exchanges = rng.choice(len(EXCHANGES), size=n, p=_EXCHANGE_WEIGHTS)
     start_cents = np.rint(np.exp(rng.uniform(np.log(5.0), np.log(500.0), n)) * 100).astype(np.int64)
-    return [Contract(i, s, EXCHANGES[e], 0.01, int(p) / 100)
-            for i, s, e, p in zip(list(ids)[:n], list(symbols)[:n], exchanges, start_cents)]
+    return [
+        Contract(i, s, EXCHANGES[e], 0.01, int(p) / 100)
+        for i, s, e, p in zip(list(ids)[:n], list(symbols)[:n], exchanges, start_cents, strict=False)
+    ]
 
 
 def _decimals(x: float) -> int:
-    return max(0, -Decimal(repr(x)).normalize().as_tuple().exponent)
+    exponent = Decimal(repr(x)).normalize().as_tuple().exponent
+    return max(0, -exponent) if isinstance(exponent, int) else 0
 
 
-def synthetic_ticks(day: datetime.date, contracts: Sequence[Contract], n_ticks: int, seed: int = 0, *,
-                    zipf_exponent: float = 1.15,
-                    session: tuple[datetime.time, datetime.time] = (time(14, 30), time(21, 0))) -> pa.Table:
+def synthetic_ticks(
+    day: datetime.date,
+    contracts: Sequence[Contract],
+    n_ticks: int,
+    seed: int = 0,
+    *,
+    zipf_exponent: float = 1.15,
+    session: tuple[datetime.time, datetime.time] = (time(14, 30), time(21, 0)),
+) -> pa.Table:
     """Generate ``n_ticks`` ticks for ``contracts`` during ``session`` (UTC) of ``day``, sorted by time.
 
     Activity share of a contract is proportional to ``1 / rank**zipf_exponent`` with ranks randomly
@@ -103,8 +123,8 @@ def synthetic_ticks(day: datetime.date, contracts: Sequence[Contract], n_ticks: 
         raise ValueError(f"n_ticks must be >= 0, got {n_ticks}")
     if n_ticks and not contracts:
         raise ValueError("contracts must not be empty")
-    start = datetime.datetime.combine(day, session[0], tzinfo=datetime.timezone.utc)
-    end = datetime.datetime.combine(day, session[1], tzinfo=datetime.timezone.utc)
+    start = datetime.datetime.combine(day, session[0], tzinfo=datetime.UTC)
+    end = datetime.datetime.combine(day, session[1], tzinfo=datetime.UTC)
     duration_us = (end - start) // datetime.timedelta(microseconds=1)
     if duration_us <= 0:
         raise ValueError(f"session must end after it starts: {session}")
@@ -134,7 +154,7 @@ def synthetic_ticks(day: datetime.date, contracts: Sequence[Contract], n_ticks: 
     # Per-contract random walk in whole ticks (Skellam steps sized for ~1.5% daily volatility).
     tick = np.array([c.tick_size for c in contracts])
     dec = np.array([_decimals(c.tick_size) for c in contracts])
-    den = 10 ** dec  # price = ticks * units / den: integer math, then one correctly rounded division
+    den = 10**dec  # price = ticks * units / den: integer math, then one correctly rounded division
     units = np.rint(tick * den).astype(np.int64)
     start_ticks = np.rint(np.array([c.start_price for c in contracts]) / tick).astype(np.int64)
     counts = np.bincount(cidx, minlength=k)
@@ -169,15 +189,18 @@ def synthetic_ticks(day: datetime.date, contracts: Sequence[Contract], n_ticks: 
     def f64(values: np.ndarray, present: np.ndarray) -> pa.Array:
         return pa.array(values, pa.float64(), mask=~present)
 
-    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.timezone.utc)
+    epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
     ts = (start - epoch) // datetime.timedelta(microseconds=1) + offset
     columns = [
         pa.array(ts, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
         pa.array(np.array([c.contract_id for c in contracts], dtype=np.int64)[cidx]),
         pa.array(TICK_TYPES, pa.string()).take(pa.array(ttype)),
-        f64(price, is_last | is_mid), f64(size, is_last),
-        f64((bid_t * u_row) / d_row, has_bid), f64((ask_t * u_row) / d_row, has_ask),
-        f64(lots(0.03), has_bid), f64(lots(0.03), has_ask),
+        f64(price, is_last | is_mid),
+        f64(size, is_last),
+        f64((bid_t * u_row) / d_row, has_bid),
+        f64((ask_t * u_row) / d_row, has_ask),
+        f64(lots(0.03), has_bid),
+        f64(lots(0.03), has_ask),
         pa.array([c.symbol for c in contracts], pa.string()).take(pa.array(cidx)),
         pa.array([c.exchange for c in contracts], pa.string()).take(pa.array(cidx)),
         pa.ListArray.from_arrays(pa.array(offsets), cond_values, mask=pa.array(cond == 0)),
@@ -203,8 +226,18 @@ def _iso_utc(col: pa.ChunkedArray, prefix: bytes) -> pa.Array:
         raise ValueError("timestamps outside years 0000-9999 cannot be written")
     out = np.tile(np.frombuffer(prefix + b'"0000-00-00T00:00:00.000000Z"', dtype=np.uint8), (len(us), 1))
     secs, micros = np.divmod(tod, 1_000_000)
-    for pos, val in ((1, y // 100), (3, y % 100), (6, m), (9, d), (12, secs // 3600), (15, secs // 60 % 60),
-                     (18, secs % 60), (21, micros // 10_000), (23, micros // 100 % 100), (25, micros % 100)):
+    for pos, val in (
+        (1, y // 100),
+        (3, y % 100),
+        (6, m),
+        (9, d),
+        (12, secs // 3600),
+        (15, secs // 60 % 60),
+        (18, secs % 60),
+        (21, micros // 10_000),
+        (23, micros // 100 % 100),
+        (25, micros % 100),
+    ):
         pair = val.astype(np.uint8)
         out[:, len(prefix) + pos], out[:, len(prefix) + pos + 1] = 48 + pair // 10, 48 + pair % 10
     offsets = pa.py_buffer((np.arange(len(us) + 1, dtype=np.int64) * out.shape[1]).tobytes())
@@ -223,8 +256,9 @@ def _fragments(col: pa.ChunkedArray, name: str) -> pa.Array:
             if pc.any(pc.invert(pc.is_finite(col))).as_py():
                 raise ValueError(f"column {name!r} holds NaN or infinity: not representable in JSON")
         texts = col.cast(pa.large_string()).combine_chunks()  # Arrow prints shortest round-trip floats
-        return pc.binary_join_element_wise(pa.scalar(key, pa.large_string()), texts, pa.scalar("", pa.large_string()),
-                                           null_handling="emit_null")
+        return pc.binary_join_element_wise(
+            pa.scalar(key, pa.large_string()), texts, pa.scalar("", pa.large_string()), null_handling="emit_null"
+        )
     if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t):
         enc = col.combine_chunks()  # few distinct values: encode each once, then take
         enc = enc if pa.types.is_dictionary(enc.type) else pc.dictionary_encode(enc)
@@ -246,11 +280,16 @@ def to_jsonl(table: pa.Table) -> bytes:
     if table.num_rows == 0:
         return b""
     fragments = [_fragments(table.column(name), name) for name in table.column_names]
-    rows = pc.binary_join_element_wise(*fragments, pa.scalar("}\n", pa.large_string()), pa.scalar("", pa.large_string()),
-                                       null_handling="replace", null_replacement="").cast(pa.large_string())
-    offs = np.frombuffer(rows.buffers()[1], dtype=np.int64)[rows.offset:rows.offset + len(rows) + 1]
+    rows = pc.binary_join_element_wise(
+        *fragments,
+        pa.scalar("}\n", pa.large_string()),
+        pa.scalar("", pa.large_string()),
+        null_handling="replace",
+        null_replacement="",
+    ).cast(pa.large_string())
+    offs = np.frombuffer(rows.buffers()[1], dtype=np.int64)[rows.offset : rows.offset + len(rows) + 1]
     data = rows.buffers()[2]  # freshly allocated by the join above, so it is ours to edit in place
-    out = np.frombuffer(data, dtype=np.uint8)[offs[0]:offs[-1]]
+    out = np.frombuffer(data, dtype=np.uint8)[offs[0] : offs[-1]]
     starts = offs[:-1] - offs[0]
     bare = out[starts] != ord(",")
     if bare.any() or not data.is_mutable:  # a row with every field null is "}\n": give it a byte for "{"
@@ -259,4 +298,4 @@ def to_jsonl(table: pa.Table) -> bytes:
         out[starts] = ord("{")
         return out.tobytes()
     out[starts] = ord("{")  # each row starts with the ',' before its first field
-    return data[int(offs[0]):int(offs[-1])].to_pybytes()
+    return data[int(offs[0]) : int(offs[-1])].to_pybytes()

@@ -134,7 +134,11 @@ def validate(obj: Any) -> dict[str, Any]:
     row["contract_id"] = cid
     tick_type = obj["tick_type"]
     if tick_type not in TICK_TYPES:
-        raise Invalid("bad_value", "tick_type", f"field 'tick_type' must be one of {', '.join(TICK_TYPES)}, got {json.dumps(tick_type)[:40]}")
+        raise Invalid(
+            "bad_value",
+            "tick_type",
+            f"field 'tick_type' must be one of {', '.join(TICK_TYPES)}, got {json.dumps(tick_type)[:40]}",
+        )
     row["tick_type"] = tick_type
     for name in NUMBER_FIELDS:
         value = obj.get(name)

@@ -83,3 +83,4 @@ CREATE TABLE segments (
     consumed_snapshot INTEGER NOT NULL REFERENCES snapshots (snapshot_id)
 );
 CREATE INDEX segments_by_hour ON segments (dataset_id, hour);
+CREATE INDEX segments_by_path ON segments (path);
