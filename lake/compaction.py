@@ -9,8 +9,10 @@ state or the new one, never a half of each.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 import pyarrow as pa
@@ -73,18 +75,22 @@ def pending_hours(config: LakeConfig) -> list[int]:
 
 
 def compact_all(config: LakeConfig, progress: Callable[[str], None] | None = None) -> list[HourResult]:
-    """Compact every hour that has sealed segments, oldest first; then purge expired retired segments."""
-    catalog, dataset = open_catalog(config)
-    try:
-        results = []
-        for hour in pending_hours(config):
-            results.append(compact_hour(config, hour, catalog=catalog, dataset=dataset))
+    """Compact every hour that has sealed segments, then purge expired retired segments.
+
+    Hours are independent, so they run in parallel (``threads`` workers, default one per core),
+    each with its own catalog connection; commits still serialise in SQLite.
+    """
+    open_catalog(config)[0].close()  # create and migrate once, before the workers race
+    hours = pending_hours(config)
+    workers = max(1, min(len(hours), config.threads or os.cpu_count() or 1))
+    results: list[HourResult] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="compact") as pool:
+        for result in pool.map(lambda h: compact_hour(config, h), hours):
+            results.append(result)
             if progress:
-                progress(results[-1].summary())
-        purge_consumed(config.root, config.segment_retention_hours)
-        return results
-    finally:
-        catalog.close()
+                progress(result.summary())
+    purge_consumed(config.root, config.segment_retention_hours)
+    return results
 
 
 def compact_hour(config: LakeConfig, hour: int, *, catalog: Catalog | None = None, dataset: Dataset | None = None) -> HourResult:
