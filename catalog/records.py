@@ -43,6 +43,7 @@ class NewFile:
     """A data file written by a commit, with everything the catalog indexes about it."""
 
     path: str
+    partition_path: str  # as written in the data path, e.g. 'tick_type=last/date=2022-01-07/hour=05'
     partition_values: dict[str, Any]
     rows: int
     bytes: int
@@ -51,11 +52,6 @@ class NewFile:
     stats: dict[str, ColumnStats] = field(default_factory=dict)
     values: dict[str, dict[str, int]] = field(default_factory=dict)
     blooms: dict[str, BloomFilter] = field(default_factory=dict)
-
-    @property
-    def partition_path(self) -> str:
-        """``key=value/...`` in partition-key order (the order of `partition_values`)."""
-        return "/".join(f"{k}={v}" for k, v in self.partition_values.items())
 
 
 @dataclass(frozen=True)

@@ -62,19 +62,34 @@ class Catalog:
 
     # -- schema -----------------------------------------------------------------------------------
 
+    def _applied(self) -> set[int]:
+        """Migrations recorded in this file; refuses a database that holds other applications' tables."""
+        tables = {r[0] for r in self.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "schema_migrations" not in tables:
+            if any(not t.startswith("sqlite_") for t in tables):
+                raise CatalogCorrupt(f"catalog {self.path}: not a ticklake catalog (it holds other tables)")
+            return set()
+        applied = {int(row[0]) for row in self.db.execute("SELECT version FROM schema_migrations")}
+        known = len(migration_names())
+        if applied and max(applied) > known:
+            raise CatalogCorrupt(f"catalog {self.path}: schema version {max(applied)} is newer than this ticklake ({known})")
+        return applied
+
     def _migrate(self) -> None:
-        """Apply numbered migrations from ``sql/catalog`` that this file has not seen, in order."""
+        """Apply numbered migrations from ``sql/catalog`` that this file has not seen, in order.
+
+        Takes the write lock only when something is missing, so opening an up-to-date
+        catalog never waits for (or blocks) a writer.
+        """
+        known = migration_names()
+        if len(self._applied()) == len(known):
+            return
         with self.transaction():
+            applied = self._applied()  # again, under the lock: another process may have migrated
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS schema_migrations "
                 "(version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)"
             )
-            applied = {row[0] for row in self.db.execute("SELECT version FROM schema_migrations")}
-            known = migration_names()
-            if applied and max(applied) > len(known):
-                raise CatalogCorrupt(
-                    f"catalog {self.path}: schema version {max(applied)} is newer than this ticklake ({len(known)})"
-                )
             for version, name in enumerate(known, start=1):
                 if version in applied:
                     continue
@@ -98,6 +113,8 @@ class Catalog:
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction taken up front (``BEGIN IMMEDIATE``), rolled back on any error."""
+        if self.read_only:
+            raise CatalogError(f"catalog {self.path}: opened read-only; cannot write")
         try:
             self.db.execute("BEGIN IMMEDIATE")
         except sqlite3.OperationalError as e:

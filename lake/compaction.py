@@ -179,8 +179,8 @@ def _compact_once(config: LakeConfig, catalog: Catalog, dataset: Dataset, hour: 
     )
     try:
         result.snapshot = catalog.commit(commit, retries=3)
-    except CommitConflict:
-        for f in files:  # never referenced by the catalog: safe to remove
+    except BaseException:
+        for f in files:  # the commit did not happen: nothing references them
             (config.root / f.path).unlink(missing_ok=True)
         raise
     _retire(config, segments)

@@ -93,6 +93,7 @@ def describe_file(
     }
     return NewFile(
         path=rel_path,
+        partition_path=partition_path(partition),
         partition_values=dict(partition),
         rows=table.num_rows,
         bytes=size,

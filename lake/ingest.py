@@ -8,6 +8,8 @@ segments again instead of new ones, and compaction counts them once.
 
 from __future__ import annotations
 
+import codecs
+import hashlib
 import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -26,7 +28,6 @@ from lake.jsonl import LINE, Reject, parse_jsonl
 from lake.landing import segment_name, write_segment
 from lake.layout import HOUR_US, landing_hour_dir
 from lake.quarantine import summarize, write_quarantine
-from lake.storage import sha256_hex
 
 CHUNK_BYTES = 64 * 1024 * 1024
 
@@ -92,8 +93,15 @@ def ingest_files(
                 raise StorageError(f"{source}: cannot read: {e.strerror or e}") from e
             with stream if str(source) != "-" else nullcontext(stream):
                 first_line = 1
+                prefix = hashlib.sha256()
                 for chunk in read_chunks(stream):
-                    first_line += _ingest_chunk(config, chunk, name, first_line, report, consumed)
+                    if first_line == 1 and chunk.startswith(codecs.BOM_UTF8):
+                        chunk = chunk[len(codecs.BOM_UTF8) :]  # a byte-order mark some tools write first
+                    # Named after everything read so far: equal chunks at different places differ,
+                    # and the same input ingested again gets the same names.
+                    prefix.update(chunk)
+                    writer = f"ingest-{prefix.hexdigest()[:20]}"
+                    first_line += _ingest_chunk(config, chunk, writer, name, first_line, report, consumed)
                     if progress:
                         progress(f"{name}: {first_line - 1:,} lines")
     finally:
@@ -103,12 +111,16 @@ def ingest_files(
 
 
 def _ingest_chunk(
-    config: LakeConfig, chunk: bytes, source: str, first_line: int, report: IngestReport, consumed: _ConsumedLookup
+    config: LakeConfig,
+    chunk: bytes,
+    writer: str,
+    source: str,
+    first_line: int,
+    report: IngestReport,
+    consumed: _ConsumedLookup,
 ) -> int:
     """Validate one chunk, append its valid lines per hour, quarantine the rest; return its line count."""
     parsed = parse_jsonl(chunk, first_line=first_line, use_threads=None if config.threads != 1 else False)
-    digest = sha256_hex(chunk)[:16]
-    writer = f"ingest-{digest}"
     report.lines += parsed.rows_in
     report.blank += parsed.blank
     report.quarantined += len(parsed.rejects)

@@ -22,7 +22,12 @@ from lake.ticks import MAX_US, MIN_US, NUMBER_FIELDS, ROW_SCHEMA, SIZE_FIELDS, T
 
 LINE = "_line"  # 0-based index of a row's line in `Parsed.lines`
 _SMALL = 32  # below this many lines a failing block is judged line by line
-_BLANK = re.compile(rb"\n[ \t\r]*\n")
+_SPACE = b" \t\r"
+# A line the fast path must not see: blank, or not starting with "{" (pyarrow's reader crashes
+# on a bare `null` line), found by one scan; only then are lines looked at one by one.
+_ODD_LINE = re.compile(rb"\n[ \t\r]*[^{ \t\r]")
+# pyarrow passes unpaired UTF-16 surrogate escapes through; Python's json decodes them exactly.
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _raw_schema(ts_type: pa.DataType) -> pa.Schema:
@@ -98,18 +103,62 @@ def parse_jsonl(data: bytes, *, first_line: int = 1, use_threads: bool | None = 
     (1, [(2, 'not_an_object')])
     """
     lines = Lines(data)
-    keep: Sequence[int]
-    if _BLANK.search(data) or data[:1].isspace() or (lines.count and not lines[lines.count - 1].strip()):
-        keep = [i for i, line in enumerate(lines.split()) if line.strip()]
-        block = None
-    else:
-        keep = range(lines.count)
-        block = data
     threads = pa.cpu_count() > 1 if use_threads is None else use_threads
     state = _State(lines, first_line, threads)
+    keep: Sequence[int]
+    if _is_plain(data):
+        keep, block, blank = range(lines.count), data, 0
+    else:
+        keep, slow, blank = _screen(lines)
+        block = None
+        for i in slow:
+            state._slow(i)
     state.parse(keep, block)
     rejects = sorted(state.rejects, key=lambda r: r.line)
-    return Parsed(state.table(), rejects, lines, lines.count - len(keep), first_line, state.stats)
+    return Parsed(state.table(), rejects, lines, blank, first_line, state.stats)
+
+
+def _is_plain(data: bytes) -> bool:
+    """True when every line is an object-looking, valid UTF-8 line without surrogate escapes (one scan each)."""
+    if not data.lstrip(_SPACE).startswith(b"{") or _ODD_LINE.search(data):
+        return False
+    last = data[data.rfind(b"\n", 0, len(data) - 1) + 1 :]
+    if not last.strip(_SPACE):  # a blank last line
+        return False
+    if _SURROGATE.search(data):
+        return False
+    if not data.isascii():
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+    return True
+
+
+def _screen(lines: Lines) -> tuple[list[int], list[int], int]:
+    """Line indexes for the fast path, line indexes for the per-line judge, and the blank count."""
+    keep: list[int] = []
+    slow: list[int] = []
+    blank = 0
+    for i, line in enumerate(lines.split()):
+        text = line.strip(_SPACE)
+        if not text:
+            blank += 1
+        elif text[:1] != b"{" or _SURROGATE.search(line) or not _is_utf8(line):
+            slow.append(i)
+        else:
+            keep.append(i)
+    return keep, slow, blank
+
+
+def _is_utf8(line: bytes) -> bool:
+    if line.isascii():
+        return True
+    try:
+        line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
 
 
 class _State:
@@ -190,6 +239,7 @@ class _State:
     def table(self) -> pa.Table:
         pieces = list(self.pieces)
         if self.slow_rows:
+            self.slow_rows.sort(key=lambda r: r[LINE])
             arrays = {name: [r[name] for r in self.slow_rows] for name in _OUT_SCHEMA.names}
             stamps = pa.array(arrays["timestamp"], pa.int64()).cast(TIMESTAMP)
             cols = [stamps] + [pa.array(arrays[f.name], f.type) for f in list(_OUT_SCHEMA)[1:]]
@@ -215,6 +265,14 @@ def _valid_mask(t: pa.Table) -> pa.ChunkedArray:
         ok = pc.and_(ok, pc.fill_null(pc.is_finite(col), True))
         if name in SIZE_FIELDS:
             ok = pc.and_(ok, pc.fill_null(pc.greater_equal(col, 0.0), True))
+    conditions = t.column("conditions")
+    if conditions.null_count < len(conditions):
+        items = pc.list_flatten(conditions)
+        if items.null_count:  # a null inside the list is not a string: the per-line judge rejects it
+            parents = pc.filter(pc.list_parent_indices(conditions), pc.is_null(items))
+            bad = np.zeros(len(conditions), dtype=bool)
+            bad[parents.to_numpy()] = True
+            ok = pc.and_(ok, pa.array(~bad))
     needs_price = pc.fill_null(pc.is_in(tick, pa.array(["last", "mid_point"])), False)
     ok = pc.and_(ok, pc.or_(pc.invert(needs_price), pc.is_valid(t.column("price"))))
     is_quote = pc.fill_null(pc.equal(tick, "bid_ask"), False)

@@ -39,6 +39,7 @@ class Segment:
     path: Path
     hour: int
     bytes: int
+    sealed_ns: int  # modification time: segments of an hour are read in the order they were sealed
 
 
 def segment_name(writer: str, seq: int) -> str:
@@ -60,7 +61,11 @@ def write_segment(root: Path, hour: int, name: str, data: bytes) -> Path:
 
 
 def sealed_segments(root: Path, hour: int | None = None) -> list[Segment]:
-    """Sealed segments in the buffer (of one hour, or all), oldest hour first, then by name."""
+    """Sealed segments in the buffer (of one hour, or all): by hour, then in the order they were sealed.
+
+    Sealing order is arrival order, so ticks with equal (contract_id, timestamp) keep the
+    order in which they arrived across segments as well as within one.
+    """
     base = landing_dir(root)
     folders = [landing_hour_dir(root, hour)] if hour is not None else sorted(base.glob("date=*/hour=*"))
     found = []
@@ -69,8 +74,9 @@ def sealed_segments(root: Path, hour: int | None = None) -> list[Segment]:
             continue
         for path in sorted(folder.iterdir()):
             if path.suffix == ".jsonl" and not path.name.startswith((".", "_")) and path.is_file():
-                found.append(Segment(path, hour_from_landing_path(path), path.stat().st_size))
-    return sorted(found, key=lambda s: (s.hour, s.path.name))
+                stat = path.stat()
+                found.append(Segment(path, hour_from_landing_path(path), stat.st_size, stat.st_mtime_ns))
+    return sorted(found, key=lambda s: (s.hour, s.sealed_ns, s.path.name))
 
 
 def retire_segment(root: Path, segment: Path, retention_hours: float) -> None:

@@ -90,10 +90,12 @@ def timestamp_us(value: Any) -> int:
     """
     if isinstance(value, bool):
         raise _wrong_type("timestamp", "an ISO-8601 string or epoch seconds", value)
-    if isinstance(value, int | float):
+    if isinstance(value, int):
+        us = value * 1_000_000
+    elif isinstance(value, float):
         if not math.isfinite(value):
             raise Invalid("bad_timestamp", "timestamp", f"field 'timestamp' is not finite: {value}")
-        us = round(value * 1_000_000) if isinstance(value, float) else value * 1_000_000
+        us = round(value * 1_000_000)
     elif isinstance(value, str):
         text = _FRACTION.sub(r"\1", value.strip())  # nanoseconds: kept to the microsecond
         try:
@@ -121,7 +123,7 @@ def validate(obj: Any) -> dict[str, Any]:
     lake.ticks.Invalid: field 'price' missing (required for tick_type 'last')
     """
     if not isinstance(obj, dict):
-        raise Invalid("not_an_object", None, f"line is a JSON {type(obj).__name__}, not an object")
+        raise Invalid("not_an_object", None, f"line is a JSON {_json_type(obj)}, not an object")
     for name in ("timestamp", "contract_id", "tick_type"):
         if obj.get(name) is None:
             raise _missing(name)
@@ -141,34 +143,58 @@ def validate(obj: Any) -> dict[str, Any]:
         )
     row["tick_type"] = tick_type
     for name in NUMBER_FIELDS:
-        value = obj.get(name)
-        if value is not None:
-            if not isinstance(value, int | float) or isinstance(value, bool):
-                raise _wrong_type(name, "a number", value)
-            if not math.isfinite(value):
-                raise Invalid("bad_value", name, f"field '{name}' is not finite: {value}")
-            if name in SIZE_FIELDS and value < 0:
-                raise Invalid("bad_value", name, f"field '{name}' is negative: {value}")
-            value = float(value)
-            if not math.isfinite(value):
-                raise Invalid("bad_value", name, f"field '{name}' is too large: {obj.get(name)}")
-        row[name] = value
+        row[name] = _number(name, obj.get(name))
     if tick_type in ("last", "mid_point") and row["price"] is None:
         raise Invalid("missing_field", "price", f"field 'price' missing (required for tick_type '{tick_type}')")
     if tick_type == "bid_ask" and row["bid_price"] is None and row["ask_price"] is None:
         raise Invalid("missing_field", "bid_price", "fields 'bid_price' and 'ask_price' both missing (bid_ask needs one)")
     for name in TEXT_FIELDS:
         value = obj.get(name)
-        if value is not None and not isinstance(value, str):
-            raise _wrong_type(name, "a string", value)
+        if value is not None:
+            if not isinstance(value, str):
+                raise _wrong_type(name, "a string", value)
+            _check_unicode(name, value)
         row[name] = value
     conditions = obj.get("conditions")
-    if conditions is not None and not (isinstance(conditions, list) and all(isinstance(c, str) for c in conditions)):
-        raise _wrong_type("conditions", "a list of strings", conditions)
+    if conditions is not None:
+        if not (isinstance(conditions, list) and all(isinstance(c, str) for c in conditions)):
+            raise _wrong_type("conditions", "a list of strings", conditions)
+        for c in conditions:
+            _check_unicode("conditions", c)
     row["conditions"] = conditions
     extra = {k: v for k, v in obj.items() if k not in KNOWN_FIELDS}
     row["extra"] = json.dumps(extra, separators=(",", ":"), sort_keys=True) if extra else None
     return row
+
+
+def _number(name: str, value: Any) -> float | None:
+    if value is None:
+        return None
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        raise _wrong_type(name, "a number", value)
+    try:
+        number = float(value)
+    except OverflowError:
+        raise Invalid("bad_value", name, f"field '{name}' is too large for a double") from None
+    if not math.isfinite(number):
+        raise Invalid("bad_value", name, f"field '{name}' is not finite: {value}")
+    if name in SIZE_FIELDS and number < 0:
+        raise Invalid("bad_value", name, f"field '{name}' is negative: {value}")
+    return number
+
+
+def _check_unicode(name: str, text: str) -> None:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        raise Invalid("bad_value", name, f"field '{name}' holds an unpaired UTF-16 surrogate") from None
+
+
+_JSON_TYPES = {dict: "object", list: "array", str: "string", int: "number", float: "number", bool: "boolean"}
+
+
+def _json_type(value: Any) -> str:
+    return "null" if value is None else _JSON_TYPES.get(type(value), type(value).__name__)
 
 
 def decode_line(raw: bytes) -> dict[str, Any]:

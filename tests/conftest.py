@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import os
+import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# Hypothesis keeps caches in a folder; tests never write to the working directory.
+os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "ticklake-hypothesis"))
+settings.register_profile("ticklake", database=None, deadline=None)
+settings.load_profile("ticklake")
 
 from lake.config import LakeConfig
 

@@ -89,7 +89,6 @@ def test_timestamp_range_edges() -> None:
     assert timestamp_us("1970-01-01T00:00:00Z") == 0
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a huge integer timestamp raises OverflowError instead of Invalid")
 def test_huge_integer_timestamp_is_bad_timestamp() -> None:
     with pytest.raises(Invalid) as info:
         timestamp_us(10**400)
@@ -172,18 +171,18 @@ def test_missing_field(record: dict[str, Any], field: str, message: str) -> None
 @pytest.mark.parametrize(
     ("record", "field", "message"),
     [
-        (rec(contract_id="7"), "contract_id", 'field \'contract_id\' must be an integer, got "7"'),
+        (rec(contract_id="7"), "contract_id", "field 'contract_id' must be an integer, got \"7\""),
         (rec(contract_id=7.0), "contract_id", "field 'contract_id' must be an integer, got 7.0"),
         (rec(contract_id=True), "contract_id", "field 'contract_id' must be an integer, got true"),
-        (rec(price="1.5"), "price", 'field \'price\' must be a number, got "1.5"'),
-        (rec(size="100"), "size", 'field \'size\' must be a number, got "100"'),
+        (rec(price="1.5"), "price", "field 'price' must be a number, got \"1.5\""),
+        (rec(size="100"), "size", "field 'size' must be a number, got \"100\""),
         (rec(size=False), "size", "field 'size' must be a number, got false"),
-        (rec("bid_ask", bid_price="1.2"), "bid_price", 'field \'bid_price\' must be a number, got "1.2"'),
+        (rec("bid_ask", bid_price="1.2"), "bid_price", "field 'bid_price' must be a number, got \"1.2\""),
         (rec("bid_ask", ask_size=[1]), "ask_size", "field 'ask_size' must be a number, got [1]"),
         (rec(symbol=5), "symbol", "field 'symbol' must be a string, got 5"),
-        (rec(exchange=["X"]), "exchange", 'field \'exchange\' must be a string, got ["X"]'),
-        (rec(conditions="@"), "conditions", 'field \'conditions\' must be a list of strings, got "@"'),
-        (rec(conditions=["@", 1]), "conditions", 'field \'conditions\' must be a list of strings, got ["@", 1]'),
+        (rec(exchange=["X"]), "exchange", "field 'exchange' must be a string, got [\"X\"]"),
+        (rec(conditions="@"), "conditions", "field 'conditions' must be a list of strings, got \"@\""),
+        (rec(conditions=["@", 1]), "conditions", "field 'conditions' must be a list of strings, got [\"@\", 1]"),
         (rec(conditions=[None]), "conditions", "field 'conditions' must be a list of strings, got [null]"),
     ],
 )
@@ -200,8 +199,8 @@ def test_wrong_type_message_truncates_long_values() -> None:
 @pytest.mark.parametrize(
     ("record", "field", "message"),
     [
-        (rec(tick_type="trade"), "tick_type", 'field \'tick_type\' must be one of last, bid_ask, mid_point, got "trade"'),
-        (rec(tick_type="LAST"), "tick_type", 'field \'tick_type\' must be one of last, bid_ask, mid_point, got "LAST"'),
+        (rec(tick_type="trade"), "tick_type", "field 'tick_type' must be one of last, bid_ask, mid_point, got \"trade\""),
+        (rec(tick_type="LAST"), "tick_type", "field 'tick_type' must be one of last, bid_ask, mid_point, got \"LAST\""),
         (rec(tick_type=1), "tick_type", "field 'tick_type' must be one of last, bid_ask, mid_point, got 1"),
         (rec(contract_id=0), "contract_id", "field 'contract_id' out of range: 0"),
         (rec(contract_id=-5), "contract_id", "field 'contract_id' out of range: -5"),
@@ -219,7 +218,6 @@ def test_bad_value(record: dict[str, Any], field: str, message: str) -> None:
 
 
 @pytest.mark.parametrize("record", [rec(price=10**400), rec(size=-(10**400)), rec(size=10**309)])
-@pytest.mark.xfail(strict=True, reason="bug: an integer beyond float range raises OverflowError instead of Invalid")
 def test_integer_beyond_float_range_is_bad_value(record: dict[str, Any]) -> None:
     assert rejection(record)[0] == "bad_value"
 
@@ -237,10 +235,9 @@ def test_not_an_object(value: Any) -> None:
 
 
 def test_not_an_object_message_names_the_json_type() -> None:
-    assert rejection([1])[2] == "line is a JSON list, not an object"
+    assert rejection([1])[2] == "line is a JSON array, not an object"
 
 
-@pytest.mark.xfail(strict=True, reason="bug: message names the Python type ('NoneType'), not the JSON type ('null')")
 def test_not_an_object_message_for_null_says_null() -> None:
     assert rejection(None)[2] == "line is a JSON null, not an object"
 
@@ -259,14 +256,18 @@ def test_decode_line_accepts_a_valid_line() -> None:
         (b'{"timestamp": "\xff"}', "invalid_utf8", "line is not UTF-8 (byte 15)"),
         (b"\xc3", "invalid_utf8", "line is not UTF-8 (byte 0)"),
         (b'{"timestamp": ', "invalid_json", "line is not valid JSON: Expecting value: line 1 column 15 (char 14)"),
-        (b"{'a': 1}", "invalid_json", "line is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"),
+        (
+            b"{'a': 1}",
+            "invalid_json",
+            "line is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        ),
         (
             b'{"timestamp":"2022-01-07T05:00:00Z","contract_id":7,"tick_type":"last","price":NaN}',
             "invalid_json",
             "line is not valid JSON: NaN is not a JSON number",
         ),
         (b'{"price":Infinity}', "invalid_json", "line is not valid JSON: Infinity is not a JSON number"),
-        (b"[1, 2]", "not_an_object", "line is a JSON list, not an object"),
+        (b"[1, 2]", "not_an_object", "line is a JSON array, not an object"),
     ],
 )
 def test_decode_line_rejects(raw: bytes, kind: str, message: str) -> None:
