@@ -188,6 +188,10 @@ class Catalog:
         """The newest snapshot id (0 for an empty catalog)."""
         return int(self.db.execute("SELECT coalesce(max(snapshot_id), 0) FROM snapshots").fetchone()[0])
 
+    def has_snapshot(self, snapshot: int) -> bool:
+        """True when `snapshot` was committed."""
+        return self.db.execute("SELECT 1 FROM snapshots WHERE snapshot_id = ?", (snapshot,)).fetchone() is not None
+
     def snapshots(self) -> list[dict[str, object]]:
         """Every snapshot, oldest first."""
         rows = self.db.execute(

@@ -19,7 +19,7 @@ import duckdb
 from catalog import Catalog, CatalogError, Dataset, LiveFile, PrunePlan, prune_files
 from lake.config import LakeConfig
 from lake.duck import connect_duckdb
-from lake.errors import NotFoundError, QueryError
+from lake.errors import NotFoundError, QueryError, StorageError
 from lake.predicates import TableRef, find_table_refs
 from lake.quoting import literal_list, quote_identifier
 
@@ -79,11 +79,15 @@ class LakeConnection:
             self.catalog = Catalog(config.catalog_path, read_only=True)
         except CatalogError as e:
             raise NotFoundError(str(e)) from e
+        if snapshot is not None and not self.catalog.has_snapshot(snapshot):
+            newest = self.catalog.current_snapshot()
+            self.catalog.close()
+            raise NotFoundError(f"lake {config.root}: no snapshot {snapshot} (snapshots are 1 to {newest})")
         self.pinned = snapshot
         self.con = connect_duckdb(threads=threads or config.threads)
         self._views: dict[str, str] = {}
         self._full_snapshot = -1
-        self._refresh_full_views()
+        self._refresh_full_views(strict=False)
 
     # -- the DuckDB API, pruned ---------------------------------------------------------------
 
@@ -129,7 +133,7 @@ class LakeConnection:
 
     def plan(self, query: str) -> QueryPlan:
         """Prune every dataset reference of `query` and return the SQL to run."""
-        self._refresh_full_views()
+        self._refresh_full_views(strict=False)
         prefix = ""
         m = _EXPLAIN.match(query)
         body = query
@@ -140,6 +144,7 @@ class LakeConnection:
         for dataset in self.catalog.datasets():
             found = find_table_refs(self.con, body, dataset.spec.name, _kinds(dataset))
             if found is None:
+                self._refresh_full_views(strict=True)
                 return QueryPlan(query, query, (), False)
             refs.extend((r, dataset) for r in found)
         text = body
@@ -171,16 +176,31 @@ class LakeConnection:
 
     # -- views ------------------------------------------------------------------------------------
 
-    def _refresh_full_views(self) -> None:
-        """(Re)define each dataset's own name as a view over its whole snapshot, when it changed."""
+    def _refresh_full_views(self, *, strict: bool) -> None:
+        """(Re)define each dataset's own name as a view over its whole snapshot, when it changed.
+
+        DuckDB checks the files when a view is created; a missing file only matters to a query
+        that reads it, so outside `strict` (a query that needs the whole snapshot) it is ignored.
+        """
         snapshot = self.snapshot
         if snapshot == self._full_snapshot:
             return
         for dataset in self.catalog.datasets():
             files = self.catalog.live_files(dataset.dataset_id, snapshot=snapshot)
-            body = self._select(dataset, files)
-            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_identifier(dataset.spec.name)} AS {body}")
+            try:
+                self._create_view(quote_identifier(dataset.spec.name), dataset, files)
+            except StorageError:
+                if strict:
+                    raise
+                self.con.execute(f"DROP VIEW IF EXISTS {quote_identifier(dataset.spec.name)}")
+                return
         self._full_snapshot = snapshot
+
+    def _create_view(self, name: str, dataset: Dataset, files: list[LiveFile]) -> None:
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {self._select(dataset, files)}")
+        except duckdb.IOException as e:
+            raise StorageError(f"lake {self.root}: a data file listed in the catalog is unreadable: {_one_line(e)}") from e
 
     def _view(self, dataset: Dataset, files: list[LiveFile]) -> str:
         """A temp view over exactly `files`, reused while the same file list comes back."""
@@ -191,7 +211,7 @@ class LakeConnection:
                 for old in list(self._views)[:128]:
                     self.con.execute(f"DROP VIEW IF EXISTS {old}")
                     del self._views[old]
-            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {self._select(dataset, files)}")
+            self._create_view(name, dataset, files)
             self._views[name] = dataset.spec.name
         return name
 

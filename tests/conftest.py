@@ -12,12 +12,12 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
+from lake.config import LakeConfig
+
 # Hypothesis keeps caches in a folder; tests never write to the working directory.
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "ticklake-hypothesis"))
 settings.register_profile("ticklake", database=None, deadline=None)
 settings.load_profile("ticklake")
-
-from lake.config import LakeConfig
 
 
 @pytest.fixture

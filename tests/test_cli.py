@@ -6,6 +6,7 @@ import csv
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,9 @@ from tests.conftest import jsonl, tick
 COMMANDS = ("ingest", "compact", "sql", "has", "status", "demo")
 
 
-def run(*args: str, cwd: Path | None = None, env: dict[str, str] | None = None, stdin: bytes | None = None) -> subprocess.CompletedProcess[str]:
+def run(
+    *args: str, cwd: Path | None = None, env: dict[str, str] | None = None, stdin: bytes | None = None
+) -> subprocess.CompletedProcess[str]:
     """Run ``ticklake ARGS`` in a new process."""
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
     full_env.update(env or {})
@@ -43,7 +46,9 @@ def lake_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
         tick("2022-01-07T05:00:00.000001Z", 11, "last", price=10.5, size=100, symbol="AAA", exchange="NYSE"),
         tick("2022-01-07T05:30:00.5Z", 11, "bid_ask", symbol="AAA", exchange="NYSE"),
         tick("2022-01-07T06:15:00+01:00", 22, "mid_point", price=20.25, symbol="BBB", exchange="ARCA"),
-        tick("2022-01-07T06:59:59.999999Z", 22, "last", price=20.5, size=3, symbol="BBB", exchange="ARCA", conditions=["ODD_LOT"]),
+        tick(
+            "2022-01-07T06:59:59.999999Z", 22, "last", price=20.5, size=3, symbol="BBB", exchange="ARCA", conditions=["ODD_LOT"]
+        ),
     ]
     source.write_bytes(jsonl(records))
     assert run("--root", str(root), "ingest", str(source)).returncode == 0
@@ -65,18 +70,31 @@ def test_help_lists_every_command_and_each_has_help() -> None:
 
 def test_ingest_quarantines_bad_lines_keeps_good_ones_and_exits_1(tmp_path: Path) -> None:
     source = tmp_path / "mixed.jsonl"
-    source.write_bytes(jsonl([tick(), '{"timestamp":"2022-01-07T05:00:00Z","contract_id":"x","tick_type":"last","price":1}', tick(contract_id=2), "{oops"]))
+    source.write_bytes(
+        jsonl(
+            [
+                tick(),
+                '{"timestamp":"2022-01-07T05:00:00Z","contract_id":"x","tick_type":"last","price":1}',
+                tick(contract_id=2),
+                "{oops",
+            ]
+        )
+    )
     result = run("--root", str(tmp_path / "lake"), "ingest", str(source))
     assert result.returncode == 1
     errors = [line for line in result.stderr.splitlines() if not line.startswith(str(source) + ":")]
     assert errors == [
-        f"quarantined invalid_json: 1 line, first at {source}:4: line is not valid JSON: Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
-        f'quarantined wrong_type (contract_id): 1 line, first at {source}:2: field \'contract_id\' must be an integer, got "x"',
+        f"quarantined invalid_json: 1 line, first at {source}:4: line is not valid JSON: "
+        "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)",
+        f"quarantined wrong_type (contract_id): 1 line, first at {source}:2: field 'contract_id' must be an integer, got \"x\"",
         f"Error: 2 of 4 lines quarantined in {tmp_path / 'lake' / 'landing' / '_quarantine'}; the valid lines were kept",
     ]
     assert result.stdout.startswith("ingested 4 lines: 2 appended, 2 quarantined")
     records = [json.loads(x) for q in (tmp_path / "lake/landing/_quarantine").glob("*.jsonl") for x in q.read_text().splitlines()]
-    assert sorted((r["line"], r["reason"], r["field"]) for r in records) == [(2, "wrong_type", "contract_id"), (4, "invalid_json", None)]
+    assert sorted((r["line"], r["reason"], r["field"]) for r in records) == [
+        (2, "wrong_type", "contract_id"),
+        (4, "invalid_json", None),
+    ]
     assert all(r["source"] == str(source) for r in records)
 
 
@@ -126,7 +144,14 @@ def test_sql_error_is_one_line_and_verbose_shows_traceback(lake_root: Path) -> N
 
 
 def test_sql_csv_has_one_header_and_iso_timestamps(lake_root: Path) -> None:
-    result = run("--root", str(lake_root), "sql", "SELECT timestamp, contract_id, tick_type, price, conditions FROM ticks ORDER BY timestamp", "--format", "csv")
+    result = run(
+        "--root",
+        str(lake_root),
+        "sql",
+        "SELECT timestamp, contract_id, tick_type, price, conditions FROM ticks ORDER BY timestamp",
+        "--format",
+        "csv",
+    )
     assert result.returncode == 0, result.stderr
     rows = list(csv.reader(io.StringIO(result.stdout)))
     assert rows == [
@@ -140,7 +165,15 @@ def test_sql_csv_has_one_header_and_iso_timestamps(lake_root: Path) -> None:
 
 
 def test_sql_json_lines(lake_root: Path) -> None:
-    result = run("--root", str(lake_root), "sql", "SELECT contract_id, max(timestamp) AS last_seen, list(DISTINCT tick_type ORDER BY tick_type) AS types FROM ticks GROUP BY 1 ORDER BY 1", "--format", "json")
+    result = run(
+        "--root",
+        str(lake_root),
+        "sql",
+        "SELECT contract_id, max(timestamp) AS last_seen, list(DISTINCT tick_type ORDER BY tick_type) AS types"
+        " FROM ticks GROUP BY 1 ORDER BY 1",
+        "--format",
+        "json",
+    )
     assert [json.loads(line) for line in result.stdout.splitlines()] == [
         {"contract_id": 11, "last_seen": "2022-01-07T05:30:00.500000+00:00", "types": ["bid_ask", "last"]},
         {"contract_id": 22, "last_seen": "2022-01-07T06:59:59.999999+00:00", "types": ["last", "mid_point"]},
@@ -156,17 +189,21 @@ def test_sql_table_and_output_files(lake_root: Path, tmp_path: Path) -> None:
     assert result.returncode == 0 and result.stderr.strip() == f"wrote 2 rows to {out}"
     assert pq.read_table(out).num_rows == 2
     out_csv = tmp_path / "r.csv"
-    run("--root", str(lake_root), "sql", "SELECT timestamp FROM ticks WHERE contract_id = 11 ORDER BY 1", "--output", str(out_csv))
+    run(
+        "--root", str(lake_root), "sql", "SELECT timestamp FROM ticks WHERE contract_id = 11 ORDER BY 1", "--output", str(out_csv)
+    )
     assert out_csv.read_text() == "timestamp\n2022-01-07T05:00:00.000001+00:00\n2022-01-07T05:30:00.500000+00:00\n"
     bad = run("--root", str(lake_root), "sql", "SELECT 1", "--output", str(tmp_path / "r.xlsx"))
     assert bad.returncode == 1 and bad.stderr == f"Error: {tmp_path / 'r.xlsx'}: output must end in .parquet or .csv\n"
 
 
 def test_explain_shows_each_pruning_step(lake_root: Path) -> None:
-    result = run("--root", str(lake_root), "sql", "SELECT * FROM ticks WHERE contract_id = 22 AND tick_type = 'last'", "--explain")
+    result = run(
+        "--root", str(lake_root), "sql", "SELECT * FROM ticks WHERE contract_id = 22 AND tick_type = 'last'", "--explain"
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    steps = {line.split()[0]: int(line.split()[-2] if "[" not in line else line.split("files")[0].split()[-1]) for line in lines if line.startswith("  ") and "files" in line and not line.startswith("    ")}
+    steps = {m.group(1): int(m.group(2)) for m in (re.match(r"^  (\S+(?: \S+)?)\s+(\d+) files", line) for line in lines) if m}
     assert steps["snapshot"] == 4
     assert steps["partitions"] == 2
     assert steps["bloom"] == 1

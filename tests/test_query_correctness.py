@@ -10,9 +10,8 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from hypothesis import strategies as st
 import lake
 from lake.compaction import compact_all
 from lake.config import LakeConfig
+from lake.errors import NotFoundError
 from lake.eurusd import eurusd_ticks
 from lake.ingest import ingest_files
 from lake.synthetic import to_jsonl
@@ -220,15 +220,6 @@ def assert_same(lake_con: lake.LakeConnection, ref: duckdb.DuckDBPyConnection, s
     assert rows(got) == rows(want), sql
 
 
-@pytest.fixture
-def lake_dir() -> Iterator[Path]:
-    folder = Path(tempfile.mkdtemp(prefix="ticklake-test-"))
-    try:
-        yield folder
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-
-
 def lit(us: int) -> str:
     return iso(us, suffix="+00")
 
@@ -236,20 +227,20 @@ def lit(us: int) -> str:
 # --- queries -------------------------------------------------------------------------------------
 
 
-def queries(draw: st.DrawFn, ref: duckdb.DuckDBPyConnection) -> list[str]:
+def queries(data: st.DataObject, ref: duckdb.DuckDBPyConnection) -> list[str]:
     """The SQL compared on every generated lake, with constants drawn from (and around) its data."""
     stamps = [int((t - EPOCH) / dt.timedelta(microseconds=1)) for (t,) in ref.sql('SELECT "timestamp" FROM ticks').fetchall()]
     near = st.sampled_from(stamps).flatmap(lambda us: st.sampled_from([us, us - 1, us + 1]))
     bounds = st.sampled_from([h * HOUR_US for h in HOURS] + [h * HOUR_US + HOUR_US // 2 for h in HOURS])
-    t0, t1 = sorted([draw(st.one_of(near, bounds)), draw(st.one_of(near, bounds))])
-    c, c2 = draw(st.sampled_from(CONTRACTS)), draw(st.sampled_from(CONTRACTS))
-    lo, hi = sorted([draw(st.sampled_from(CONTRACTS)), draw(st.sampled_from(CONTRACTS))])
-    hour_start = HOUR_STARTS[HOURS.index(draw(st.sampled_from(HOURS)))]
+    t0, t1 = sorted([data.draw(st.one_of(near, bounds)), data.draw(st.one_of(near, bounds))])
+    c, c2 = data.draw(st.sampled_from(CONTRACTS)), data.draw(st.sampled_from(CONTRACTS))
+    lo, hi = sorted([data.draw(st.sampled_from(CONTRACTS)), data.draw(st.sampled_from(CONTRACTS))])
+    hour_start = HOUR_STARTS[HOURS.index(data.draw(st.sampled_from(HOURS)))]
     h, d = hour_start.hour, hour_start.date().isoformat()
-    h2 = draw(st.integers(0, 23))
-    s, s2 = draw(st.sampled_from(SYMBOLS)), draw(st.sampled_from(SYMBOLS))
-    e = draw(st.sampled_from(EXCHANGES))
-    p = draw(st.integers(1, 2_000_000)) / 100
+    h2 = data.draw(st.integers(0, 23))
+    s, s2 = data.draw(st.sampled_from(SYMBOLS)), data.draw(st.sampled_from(SYMBOLS))
+    e = data.draw(st.sampled_from(EXCHANGES))
+    p = data.draw(st.integers(1, 2_000_000)) / 100
     naive0 = iso(t0)
     local0 = iso(t0, 330, suffix="+05:30")
     pair = "a.timestamp, a.contract_id, a.tick_type, a.price, b.timestamp AS b_ts, b.tick_type AS b_type, b.bid_price"
@@ -290,7 +281,7 @@ def queries(draw: st.DrawFn, ref: duckdb.DuckDBPyConnection) -> list[str]:
         f"SELECT * FROM ticks WHERE symbol = '{s}'",
         f"SELECT * FROM ticks WHERE symbol IN ('{s}', '{s2}') AND exchange IS NOT NULL",
         f"SELECT * FROM ticks WHERE price > {p}",
-        f"SELECT * FROM ticks WHERE size BETWEEN 1 AND 100 OR bid_size < 1",
+        "SELECT * FROM ticks WHERE size BETWEEN 1 AND 100 OR bid_size < 1",
         # combinations, and ORs that cannot prune
         f"SELECT * FROM ticks WHERE contract_id = {c} AND tick_type = 'last' AND timestamp >= '{lit(t0)}' AND date = '{d}'",
         f"SELECT * FROM ticks WHERE contract_id = {c} OR tick_type = 'last'",
@@ -317,8 +308,10 @@ def queries(draw: st.DrawFn, ref: duckdb.DuckDBPyConnection) -> list[str]:
         "AND b.tick_type = 'last' AND a.tick_type = 'mid_point'",
         "SELECT q.timestamp, q.contract_id, q.bid_price, t.timestamp AS trade_ts FROM ticks q ASOF JOIN ticks t "
         "ON q.contract_id = t.contract_id AND t.tick_type = 'last' AND q.timestamp >= t.timestamp WHERE q.tick_type = 'bid_ask'",
+        # WHERE on the right side of an ASOF join filters after the nearest row is found. It tests the
+        # matched row's hour: a function of its timestamp, so ties between same-microsecond rows do not matter.
         "SELECT q.timestamp, q.contract_id, t.timestamp AS prior_ts FROM ticks q ASOF JOIN ticks t "
-        f"ON q.contract_id = t.contract_id AND q.timestamp > t.timestamp WHERE t.tick_type = 'last' AND q.hour = {h}",
+        f"ON q.contract_id = t.contract_id AND q.timestamp > t.timestamp WHERE t.hour = {h} AND q.tick_type <> 'last'",
         "SELECT q.timestamp, q.contract_id, t.timestamp AS prior_ts FROM ticks q ASOF LEFT JOIN ticks t "
         f"ON q.contract_id = t.contract_id AND q.timestamp >= t.timestamp AND t.exchange = '{e}' WHERE q.tick_type = 'mid_point'",
         # CTEs, subqueries, set operations
@@ -361,7 +354,7 @@ def test_queries_match_raw_jsonl(batches: list[tuple[list[dict[str, Any]], bool]
         with lake.connect(config=config) as lake_con:
             total = sum(len(records) for records, _ in batches)
             assert lake_con.sql("SELECT count(*) FROM ticks").fetchone() == (total,)
-            for sql in queries(data.draw, ref):
+            for sql in queries(data, ref):
                 assert_same(lake_con, ref, sql)
         ref.close()
 
@@ -369,13 +362,13 @@ def test_queries_match_raw_jsonl(batches: list[tuple[list[dict[str, Any]], bool]
 # --- fixed cases ------------------------------------------------------------------------------------
 
 
-def test_identical_lines_are_two_ticks_and_late_duplicates_too(lake_dir: Path) -> None:
+def test_identical_lines_are_two_ticks_and_late_duplicates_too(tmp_path: Path) -> None:
     """The same line twice in a file, and again in a late file, is three ticks."""
-    config = LakeConfig(root=lake_dir / "lake", writer_id="test")
+    config = LakeConfig(root=tmp_path / "lake", writer_id="test")
     line = {"timestamp": "2022-01-07T05:00:00.000001Z", "contract_id": 7, "tick_type": "last", "price": 1.5, "size": 100}
     batches = [([line, line, {**line, "price": 1.25}], True), ([line], True)]
-    (lake_dir / "input").mkdir()
-    files = build_lake(config, batches, lake_dir / "input")
+    (tmp_path / "input").mkdir()
+    files = build_lake(config, batches, tmp_path / "input")
     ref = reference(files)
     with lake.connect(config=config) as con:
         assert con.sql("SELECT price, count(*) FROM ticks GROUP BY price ORDER BY price").fetchall() == [(1.25, 1), (1.5, 3)]
@@ -383,12 +376,12 @@ def test_identical_lines_are_two_ticks_and_late_duplicates_too(lake_dir: Path) -
         assert_same(con, ref, "SELECT * FROM ticks WHERE timestamp = '2022-01-07 05:00:00.000001+00' AND contract_id = 7")
 
 
-def test_eurusd_quotes_round_trip_exactly(lake_dir: Path) -> None:
+def test_eurusd_quotes_round_trip_exactly(tmp_path: Path) -> None:
     """Real EUR/USD quotes: JSONL -> ingest -> compact -> SQL gives back exactly `eurusd_ticks()`."""
     expected = eurusd_ticks()
-    source = lake_dir / "eurusd.jsonl"
+    source = tmp_path / "eurusd.jsonl"
     source.write_bytes(to_jsonl(expected))
-    config = LakeConfig(root=lake_dir / "lake", writer_id="test")
+    config = LakeConfig(root=tmp_path / "lake", writer_id="test")
     report = ingest_files(config, [source])
     assert (report.appended, report.quarantined) == (expected.num_rows, 0)
     hours = compact_all(config)
@@ -434,10 +427,10 @@ def live_paths(con: lake.LakeConnection) -> set[str]:
 
 
 @pytest.mark.parametrize("hour", [5, 14])
-def test_snapshot_pins_the_data_of_its_commit(lake_dir: Path, make_tick: Any, hour: int) -> None:
+def test_snapshot_pins_the_data_of_its_commit(tmp_path: Path, make_tick: Any, hour: int) -> None:
     """`connect(snapshot=N)` keeps answering with snapshot N's data after late data is committed."""
-    config = LakeConfig(root=lake_dir / "lake", writer_id="test")
-    _, late = two_commits(config, lake_dir, make_tick, hour)
+    config = LakeConfig(root=tmp_path / "lake", writer_id="test")
+    _, late = two_commits(config, tmp_path, make_tick, hour)
     with lake.connect(config=config) as con:
         pinned_at = con.snapshot
         old_files = live_paths(con)
@@ -445,9 +438,9 @@ def test_snapshot_pins_the_data_of_its_commit(lake_dir: Path, make_tick: Any, ho
     pinned_early = lake.connect(config=config, snapshot=pinned_at)  # opened before the late commit
     following = lake.connect(config=config)  # unpinned, opened before: sees the late commit on its next query
     try:
-        build_lake(config, [(late, True)], lake_dir / "input", first=1)
-        ref_first = reference([lake_dir / "input" / "batch-0.jsonl"])
-        ref_all = reference([lake_dir / "input" / "batch-0.jsonl", lake_dir / "input" / "batch-1.jsonl"])
+        build_lake(config, [(late, True)], tmp_path / "input", first=1)
+        ref_first = reference([tmp_path / "input" / "batch-0.jsonl"])
+        ref_all = reference([tmp_path / "input" / "batch-0.jsonl", tmp_path / "input" / "batch-1.jsonl"])
         with lake.connect(config=config) as now, lake.connect(config=config, snapshot=pinned_at) as then:
             assert (now.snapshot, then.snapshot) == (3, pinned_at)
             plan = then.plan(f"SELECT * FROM ticks WHERE hour = {hour}")
@@ -474,28 +467,14 @@ def test_snapshot_pins_the_data_of_its_commit(lake_dir: Path, make_tick: Any, ho
         following.close()
 
 
-@pytest.mark.parametrize(
-    "hour",
-    [
-        pytest.param(
-            5,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="catalog stores partition_path 'hour=5' (NewFile.partition_path, unpadded) but compaction "
-                "looks up live files and replace_partitions as 'hour=05' (layout.partition_path): late data for "
-                "hours 00-09 is added beside the old files instead of replacing them",
-            ),
-        ),
-        14,
-    ],
-)
-def test_late_data_replaces_the_hour_files(lake_dir: Path, make_tick: Any, hour: int) -> None:
+@pytest.mark.parametrize("hour", [5, 14])  # 5: a one-digit hour, zero-padded in partition paths
+def test_late_data_replaces_the_hour_files(tmp_path: Path, make_tick: Any, hour: int) -> None:
     """Compacting late data rewrites the hour: one live file per tick type, the old ones retired."""
-    config = LakeConfig(root=lake_dir / "lake", writer_id="test")
-    _, late = two_commits(config, lake_dir, make_tick, hour)
+    config = LakeConfig(root=tmp_path / "lake", writer_id="test")
+    _, late = two_commits(config, tmp_path, make_tick, hour)
     with lake.connect(config=config) as con:
         old_files = live_paths(con)
-    (report,) = [r for r in ingest_and_compact(config, lake_dir / "input", late)]
+    (report,) = [r for r in ingest_and_compact(config, tmp_path / "input", late)]
     assert (report.replaced_files, len(report.files), report.rows) == (2, 2, 4)
     with lake.connect(config=config) as con:
         now_files = live_paths(con)
@@ -511,3 +490,13 @@ def ingest_and_compact(config: LakeConfig, inputs: Path, records: list[dict[str,
     path = write_batch(inputs, 1, records)
     assert ingest_files(config, [path]).appended == len(records)
     return compact_all(config)
+
+
+@pytest.mark.parametrize("offset", [1, 50, -10])
+def test_pinning_a_snapshot_that_does_not_exist_is_an_error(tmp_path: Path, make_tick: Any, offset: int) -> None:
+    config = LakeConfig(root=tmp_path / "lake", writer_id="test")
+    two_commits(config, tmp_path, make_tick, 14)
+    with lake.connect(config=config) as con:
+        missing = con.snapshot + offset if offset > 0 else offset
+    with pytest.raises(NotFoundError, match=str(missing)):
+        lake.connect(config=config, snapshot=missing).close()

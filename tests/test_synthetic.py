@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import datetime
 import json
-from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from lake.synthetic import TICK_SCHEMA, Contract, make_contracts, synthetic_tick
 
 DAY = datetime.date(2022, 1, 7)
 N = 200_000
-UTC = datetime.timezone.utc
+UTC = datetime.UTC
 PRICE_FIELDS = ("price", "size", "bid_price", "ask_price", "bid_size", "ask_size")
 
 
@@ -195,7 +194,7 @@ def assert_round_trip(table: pa.Table) -> None:
     lines = data.decode("utf-8").split("\n")[:-1]
     assert len(lines) == table.num_rows
     rows = table.to_pylist()
-    for line, row in zip(lines, rows):
+    for line, row in zip(lines, rows, strict=False):
         obj = json.loads(line)
         expected = {k: v for k, v in row.items() if v is not None}
         assert list(obj) == list(expected)  # same field order, nulls omitted
@@ -215,7 +214,7 @@ def test_to_jsonl_round_trip(ticks: pa.Table) -> None:
 
 def test_to_jsonl_format_details(ticks: pa.Table) -> None:
     lines = to_jsonl(ticks.slice(0, 2_000)).splitlines()
-    for line, tick_type in zip(lines, ticks.column("tick_type").to_pylist()):
+    for line, tick_type in zip(lines, ticks.column("tick_type").to_pylist(), strict=False):
         assert line.startswith(b'{"timestamp":"2022-01-07T') and b'Z","contract_id":' in line
         assert b"null" not in line and b" " not in line
         if tick_type == "mid_point":
@@ -278,7 +277,7 @@ def test_eurusd_ticks(eurusd: pa.Table) -> None:
     ts = eurusd.column("timestamp").to_pylist()
     assert ts[0] == datetime.datetime(2020, 1, 1, 17, 0, 0, 65_000, tzinfo=UTC)
     assert ts[-1] == datetime.datetime(2020, 1, 1, 23, 0, 52, 125_000, tzinfo=UTC)
-    assert all(a <= b for a, b in zip(ts, ts[1:]))  # file order, which is time order
+    assert all(a <= b for a, b in zip(ts, ts[1:], strict=False))  # file order, which is time order
     assert all(t.microsecond % 1000 == 0 for t in ts)
     assert eurusd.column("bid_price")[0].as_py() == 1.1212
     assert eurusd.column("ask_price")[0].as_py() == 1.12172
@@ -296,8 +295,8 @@ def test_eurusd_prices_exact_and_every_line_kept(eurusd: pa.Table) -> None:
     parsed = [line.split(",") for line in lines]
     assert eurusd.column("bid_price").to_pylist() == [float(p[1]) for p in parsed]
     assert eurusd.column("ask_price").to_pylist() == [float(p[2]) for p in parsed]
-    quotes = list(zip(eurusd.column("bid_price").to_pylist(), eurusd.column("ask_price").to_pylist()))
-    assert sum(a == b for a, b in zip(quotes, quotes[1:])) > 0  # unchanged repeated quotes are kept
+    quotes = list(zip(eurusd.column("bid_price").to_pylist(), eurusd.column("ask_price").to_pylist(), strict=False))
+    assert sum(a == b for a, b in zip(quotes, quotes[1:], strict=False)) > 0  # unchanged repeated quotes are kept
 
 
 def test_eurusd_same_millisecond_lines_kept(tmp_path: Path) -> None:
