@@ -125,7 +125,7 @@ def _is_plain(data: bytes) -> bool:
     last = data[data.rfind(b"\n", 0, len(data) - 1) + 1 :]
     if not last.strip(_SPACE):  # a blank last line
         return False
-    if _SURROGATE.search(data):
+    if b"\\" in data and _SURROGATE.search(data):  # one memchr usually settles it
         return False
     if not data.isascii():
         try:

@@ -225,3 +225,21 @@ def test_root_from_option_environment_or_default(tmp_path: Path, lake_root: Path
     (tmp_path / "cwd").mkdir()
     run("ingest", "-", cwd=tmp_path / "cwd", stdin=jsonl([tick()]))
     assert (tmp_path / "cwd" / "lakehouse" / "landing" / "ticks" / "date=2022-01-07" / "hour=05").is_dir()
+
+
+def test_demo_runs_end_to_end_and_keeps_unrelated_files(tmp_path: Path) -> None:
+    root = tmp_path / "demo"
+    root.mkdir()
+    (root / "notes.txt").write_text("mine")
+    result = run("--root", str(root), "demo", "--ticks", "20000", "--contracts", "40")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "reconciled: 29,503 lines in = 29,500 stored + 3 quarantined" in out
+    assert "ticklake has --contract 12087792 --date 2020-01-01: yes, 9,500 ticks in 7 files" in out
+    assert "ticklake has --contract 12087792 --date 2022-01-07: no" in out
+    assert out.count("(read ") >= 6  # every example query reports the files it read
+    assert (root / "notes.txt").read_text() == "mine"
+    again = run("--root", str(root), "demo", "--ticks", "20000", "--contracts", "40")
+    assert "reconciled: 29,503 lines in" in again.stdout  # starts afresh: nothing counted twice
+    count = run("--root", str(root), "sql", "SELECT count(*) AS n FROM ticks", "--format", "csv")
+    assert count.stdout == "n\n29500\n"
