@@ -354,3 +354,18 @@ def test_file_starting_with_null_is_quarantined(config: LakeConfig, write_jsonl:
         [sys.executable, "-c", _INGEST_IN_CHILD, str(config.root), str(path)], capture_output=True, cwd=tmp_path, timeout=120
     )
     assert (done.returncode, done.stdout) == (0, b"1 1\n")
+
+
+@pytest.mark.parametrize("trailing_newline", [True, False])
+def test_hours_in_order_become_exact_byte_ranges(config: LakeConfig, tmp_path: Path, trailing_newline: bool) -> None:
+    lines = [
+        json.dumps({"timestamp": f"2022-01-07T{h:02d}:{m:02d}:00Z", "contract_id": 7, "tick_type": "mid_point", "price": m})
+        for h in (5, 6, 7)
+        for m in range(3)
+    ]
+    source = tmp_path / "sorted.jsonl"
+    source.write_bytes(("\n".join(lines) + ("\n" if trailing_newline else "")).encode())
+    report = ingest_files(config, [source])
+    assert (report.appended, report.quarantined) == (9, 0)
+    by_hour = {s.parent.name: s.read_text() for s in report.segments}
+    assert by_hour == {f"hour={h:02d}": "\n".join(lines[i * 3 : i * 3 + 3]) + "\n" for i, h in enumerate((5, 6, 7))}
