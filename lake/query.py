@@ -86,6 +86,7 @@ class LakeConnection:
         self.pinned = snapshot
         self.con = connect_duckdb(threads=threads or config.threads)
         self._views: dict[str, str] = {}
+        self._refs_cache: dict[str, list[tuple[TableRef, Dataset]] | None] = {}
         self._full_snapshot = -1
         self._refresh_full_views(strict=False)
 
@@ -140,13 +141,12 @@ class LakeConnection:
         if m:
             prefix, body = query[: m.end()], query[m.end() :]
         snapshot = self.snapshot
-        refs: list[tuple[TableRef, Dataset]] = []
-        for dataset in self.catalog.datasets():
-            found = find_table_refs(self.con, body, dataset.spec.name, _kinds(dataset))
-            if found is None:
-                self._refresh_full_views(strict=True)
-                return QueryPlan(query, query, (), False)
-            refs.extend((r, dataset) for r in found)
+        refs = self._references(body)
+        if refs is None:
+            # SET, CREATE, ... may change what constants mean (e.g. TimeZone): forget cached analyses.
+            self._refs_cache.clear()
+            self._refresh_full_views(strict=True)
+            return QueryPlan(query, query, (), False)
         text = body
         ref_plans: list[RefPlan] = []
         for ref, dataset in sorted(refs, key=lambda rd: rd[0].start, reverse=True):
@@ -156,6 +156,26 @@ class LakeConnection:
             ref_plans.append(RefPlan(dataset.spec.name, ref.alias, body[ref.start : ref.end], pruned))
             text = text[: ref.start] + view + alias + text[ref.end :]
         return QueryPlan(query, prefix + text, tuple(reversed(ref_plans)), True)
+
+    def _references(self, body: str) -> list[tuple[TableRef, Dataset]] | None:
+        """Dataset references of a statement and their predicates (None: not a single SELECT).
+
+        The analysis depends only on the text and session settings, so it is cached per
+        connection; which files the predicates select is decided anew by every plan.
+        """
+        if body in self._refs_cache:
+            return self._refs_cache[body]
+        refs: list[tuple[TableRef, Dataset]] | None = []
+        for dataset in self.catalog.datasets():
+            found = find_table_refs(self.con, body, dataset.spec.name, _kinds(dataset))
+            if found is None or refs is None:
+                refs = None
+                break
+            refs.extend((r, dataset) for r in found)
+        if len(self._refs_cache) >= 512:
+            self._refs_cache.clear()
+        self._refs_cache[body] = refs
+        return refs
 
     def explain(self, query: str) -> str:
         """Files per pruning step for each reference, then DuckDB's plan."""

@@ -109,6 +109,7 @@ def synthetic_ticks(
     *,
     zipf_exponent: float = 1.15,
     session: tuple[datetime.time, datetime.time] = (time(14, 30), time(21, 0)),
+    ranks: Sequence[int] | None = None,
 ) -> pa.Table:
     """Generate ``n_ticks`` ticks for ``contracts`` during ``session`` (UTC) of ``day``, sorted by time.
 
@@ -117,7 +118,8 @@ def synthetic_ticks(
     ~10% mid_point; about ``DUPLICATE_RATE`` of ticks share contract and microsecond with another.
     Prices follow a per-contract random walk on the tick grid (spread 1-3 ticks, mid may be on a
     half tick); sizes are positive integers, mostly lots of 100. The result has ``TICK_SCHEMA``.
-    The same arguments always give the same table.
+    The same arguments always give the same table. `ranks` (1 = most active) fixes each
+    contract's activity rank instead of drawing it, so several days can share one ranking.
     """
     if n_ticks < 0:
         raise ValueError(f"n_ticks must be >= 0, got {n_ticks}")
@@ -134,7 +136,10 @@ def synthetic_ticks(
     k = len(contracts)
 
     # Who trades when: Zipf shares over permuted ranks; U-shaped time of day (ends ~3x midday).
-    share = 1.0 / rng.permutation(np.arange(1, k + 1)) ** zipf_exponent
+    rank = np.asarray(ranks, dtype=np.float64) if ranks is not None else rng.permutation(np.arange(1, k + 1))
+    if len(rank) != k:
+        raise ValueError(f"ranks must have one entry per contract ({k}), got {len(rank)}")
+    share = 1.0 / rank**zipf_exponent
     n_dup = min(n_ticks - 1, max(1, round(n_ticks * DUPLICATE_RATE))) if n_ticks >= 2 else 0
     n_base = n_ticks - n_dup
     cidx = rng.choice(k, size=n_base, p=share / share.sum())

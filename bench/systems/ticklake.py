@@ -1,0 +1,74 @@
+"""ticklake itself: hourly JSONL sealed into the landing buffer, then `compact_all`; SQL through the catalog."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.queries import Query
+from bench.systems.base import LoadReport, Plan, System
+from lake.compaction import compact_all
+from lake.config import LakeConfig
+from lake.landing import write_segment
+from lake.layout import parse_hour
+from lake.query import LakeConnection
+
+
+class TicklakeSystem(System):
+    """The lake under test; a recorder's hourly files land as sealed segments, compaction does the rest."""
+
+    name = "ticklake"
+    description = "ticklake: landing segments -> hourly compaction (sorted zstd Parquet, SQLite catalog), catalog-pruned DuckDB"
+
+    def __init__(self, workdir: Path) -> None:
+        super().__init__(workdir)
+        self.config = LakeConfig(root=workdir / "lake")
+        self.lake: LakeConnection | None = None
+
+    def load(self, files: list[Path]) -> LoadReport:
+        """Seal each hourly file as one landing segment (what a recorder does), then compact every hour."""
+        started = time.perf_counter()
+        for path in files:
+            hour = parse_hour(path.stem)  # files are named YYYY-MM-DDTHH.jsonl
+            write_segment(self.config.root, hour, f"recorder-{path.stem}-000001.jsonl", path.read_bytes())
+        landed = time.perf_counter() - started
+        started = time.perf_counter()
+        results = compact_all(self.config)
+        compacted = time.perf_counter() - started
+        stored = sum(r.stored for r in results)
+        return LoadReport(stored, landed, compacted, notes=f"landing {landed:.2f}s, compaction {compacted:.2f}s")
+
+    def open(self) -> None:
+        """Open the catalog (read-only) and a DuckDB connection."""
+        self.lake = LakeConnection(self.config)
+
+    def _lake(self) -> LakeConnection:
+        if self.lake is None:
+            raise RuntimeError("open() first")
+        return self.lake
+
+    def query(self, q: Query) -> list[tuple[Any, ...]]:
+        """The query through the catalog-pruned SQL path, as `ticklake sql` runs it."""
+        return self._lake().sql(q.sql).fetchall()
+
+    def plan(self, q: Query) -> Plan:
+        """Catalog planning time (parse, prune, rewrite) and the files handed to DuckDB."""
+        lake = self._lake()
+        started = time.perf_counter()
+        plan = lake.plan(q.sql)
+        seconds = time.perf_counter() - started
+        return Plan(seconds, sum(len(r.plan.files) for r in plan.refs))
+
+    def storage(self) -> tuple[int, int]:
+        """Live data files of the current snapshot."""
+        with LakeConnection(self.config) as lake:
+            rows = lake.catalog.db.execute("SELECT coalesce(sum(bytes), 0), count(*) FROM files WHERE removed_snapshot IS NULL")
+            size, count = rows.fetchone() or (0, 0)
+        return int(size), int(count)
+
+    def close(self) -> None:
+        """Close the lake connection."""
+        if self.lake is not None:
+            self.lake.close()
+            self.lake = None
