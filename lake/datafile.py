@@ -38,6 +38,17 @@ def new_file_path(spec: DatasetSpec, partition: dict[str, Any]) -> str:
     return f"{spec.location}/{partition_path(partition)}/{name}"
 
 
+def _encodings(schema: pa.Schema) -> dict[str, Any]:
+    """Parquet encodings per column: sorted microsecond timestamps delta-encode to a few bits a row
+    (8.9 -> 6.7 bytes/tick measured on a synthetic day); everything else is dictionary-encoded.
+    """
+    times = [f.name for f in schema if pa.types.is_timestamp(f.type)]
+    return {
+        "use_dictionary": [f.name for f in schema if f.name not in times],
+        "column_encoding": {name: "DELTA_BINARY_PACKED" for name in times},
+    }
+
+
 def write_data_file(root: Path, rel_path: str, table: pa.Table, config: LakeConfig) -> int:
     """Write `table` to ``root/rel_path`` atomically; return the file size in bytes."""
     path = root / rel_path
@@ -51,7 +62,7 @@ def write_data_file(root: Path, rel_path: str, table: pa.Table, config: LakeConf
             compression_level=config.zstd_level,
             row_group_size=config.row_group_rows,
             write_statistics=True,
-            use_dictionary=True,
+            **_encodings(table.schema),
         )
         with open(tmp, "rb") as f:
             os.fsync(f.fileno())
