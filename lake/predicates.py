@@ -19,6 +19,7 @@ import math
 import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -38,6 +39,9 @@ _OPS = {
 }
 _FLIP = {"=": "=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 # Column kind -> SQL type its constants are cast to.
+# 'YYYY-MM-DD HH:MM[:SS[.ffffff]]' with an explicit +HH:MM offset or Z: read the same by DuckDB and Python.
+_OFFSET_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$")
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _SQL_TYPE = {"timestamptz": "TIMESTAMPTZ", "date": "DATE", "integer": "BIGINT", "double": "DOUBLE", "varchar": "VARCHAR"}
 _QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
 # Expression classes allowed in a constant side; anything else (column refs,
@@ -308,10 +312,49 @@ def _equalities(exprs: list[Node], resolve: Resolver, ctx: _Context) -> list[Pre
 def _value(expr: Node, column: str, ctx: _Context) -> object:
     """Evaluate a constant side as a value for ``column``'s kind, or ``_SKIP``."""
     kind = ctx.columns[column]
+    quick = _literal(expr, kind)
+    if quick is not _SKIP:
+        return quick
     key = (json.dumps(expr, sort_keys=True), kind)
     if key not in ctx.values:
         ctx.values[key] = _evaluate(expr, kind, ctx) if _is_constant(expr, ctx) else _SKIP
     return ctx.values[key]
+
+
+_INTEGER_TYPES = frozenset({"TINYINT", "SMALLINT", "INTEGER", "BIGINT"})
+_TIMESTAMPTZ_TYPES = frozenset({"TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"})
+
+
+def _literal(expr: Node, kind: str) -> object:
+    """The common literals, decided without a round trip to DuckDB (``_SKIP``: ask DuckDB).
+
+    Integers for numeric columns, and timestamp strings that carry their own UTC offset
+    (so the session TimeZone cannot change their meaning); anything else goes the slow way.
+    """
+    if expr.get("class") == "CONSTANT" and kind in ("integer", "double"):
+        value = expr["value"]
+        if not value.get("is_null") and value["type"]["id"] in _INTEGER_TYPES and isinstance(value.get("value"), int):
+            number = value["value"]
+            if kind == "integer":
+                return number
+            return float(number) if abs(number) < 2**53 else _SKIP
+        return _SKIP
+    if kind != "timestamptz":
+        return _SKIP
+    if expr.get("class") == "CAST" and expr["cast_type"]["id"] in _TIMESTAMPTZ_TYPES and not expr.get("try_cast"):
+        expr = expr["child"]
+    if expr.get("class") != "CONSTANT" or expr["value"]["type"]["id"] != "VARCHAR" or expr["value"].get("is_null"):
+        return _SKIP
+    text = expr["value"]["value"]
+    if not _OFFSET_TIMESTAMP.match(text):
+        return _SKIP
+    try:
+        stamp = datetime.fromisoformat(text)
+    except ValueError:
+        return _SKIP
+    if stamp.tzinfo is None:
+        return _SKIP
+    return (stamp - _EPOCH) // timedelta(microseconds=1)
 
 
 def _is_constant(expr: Node, ctx: _Context) -> bool:

@@ -542,3 +542,22 @@ def test_pruning_preserves_results_generated(
     if "JOIN" not in sql and "ticks u" not in sql:
         sql = sql.replace("u.", "t.")
     assert_same_result(con, sql)
+
+
+@pytest.mark.parametrize(
+    ("literal", "expected_utc"),
+    [
+        ("'2022-01-07 05:00:00+00:00'", "2022-01-07 05:00:00"),  # offset given: read without DuckDB
+        ("TIMESTAMPTZ '2022-01-07 05:00:00.5-05:00'", "2022-01-07 10:00:00.5"),
+        ("'2022-01-07 05:00:00'", "2022-01-07 10:00:00"),  # naive: the session TimeZone decides
+        ("TIMESTAMPTZ '2022-01-07 05:00:00'", "2022-01-07 10:00:00"),
+    ],
+)
+def test_literal_shortcut_agrees_with_duckdb_in_any_time_zone(literal: str, expected_utc: str) -> None:
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'America/New_York'")
+    (found,) = find_table_refs(con, f"SELECT * FROM ticks WHERE timestamp >= {literal}", "ticks", COLUMNS) or []
+    expected = con.execute(f"SELECT epoch_us(TIMESTAMPTZ '{expected_utc}+00:00')").fetchall()[0][0]
+    duckdb_value = con.execute(f"SELECT epoch_us(CAST({literal} AS TIMESTAMPTZ))").fetchall()[0][0]
+    assert expected == duckdb_value
+    assert found.predicates == (Predicate("timestamp", ">=", (expected,)),)
