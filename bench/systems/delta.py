@@ -100,10 +100,9 @@ class DeltaSystem(System):
 
     name = "delta"
     description = (
-        "Delta Lake via delta-rs: one append per hourly file into a table partitioned by date, hour "
-        "(one partition per hourly write, so an hour-range query opens one partition and a day one day's); "
-        "OPTIMIZE compact + VACUUM(0 h); read by DuckDB over DeltaTable.to_pyarrow_dataset() "
-        "(partition values and min/max stats as fragment guarantees, filters pushed into the Arrow scanner)"
+        "Delta Lake via delta-rs: one append (zstd) per hourly file into a table partitioned by date, hour, so "
+        "the log's partition values and min/max stats skip files at hour grain; OPTIMIZE compact (a no-op here: "
+        "each hourly write is one file in its own partition) + VACUUM(0 h); DuckDB over to_pyarrow_dataset()"
     )
 
     def __init__(self, workdir: Path, zorder: bool = False) -> None:
@@ -146,8 +145,9 @@ class DeltaSystem(System):
     def open(self) -> None:
         """Load the current snapshot and register its Arrow dataset as ``ticks`` on a fresh DuckDB connection.
 
-        The dataset reads through pyarrow's local filesystem rooted at the table: the default
-        (delta-rs object store behind a Python filesystem handler) costs a Python call per read.
+        The dataset reads through pyarrow's local filesystem rooted at the table rather than the default
+        (delta-rs's object store behind a Python filesystem handler): the same speed at scale S, and no
+        Python callback on DuckDB's scan threads.
         """
         self.table = DeltaTable(str(self.workdir))
         filesystem = pafs.SubTreeFileSystem(str(self.workdir.resolve()), pafs.LocalFileSystem())
