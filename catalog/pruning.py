@@ -8,6 +8,7 @@ Each step only ever removes files that cannot hold a matching row; it never chan
 from __future__ import annotations
 
 import datetime as dt
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -114,6 +115,11 @@ def prune_files(
         "SELECT file_id, path, partition_path, partition_values, rows, bytes, ts_min, ts_max, added_snapshot"
         f" FROM files WHERE dataset_id = :dataset AND {_LIVE}"
     )
+    if time_conds:
+        # The longest file span turns "ts_max >= x" into an index range "ts_min >= x - span".
+        (params["span"],) = db.execute(
+            "SELECT max_file_span FROM datasets WHERE dataset_id = :dataset", params
+        ).fetchone()
     for i, c in enumerate(time_conds):
         sql += _time_clause(c, i, params)
     files = [_live_file(r) for r in db.execute(sql + " ORDER BY path", params)]
@@ -181,8 +187,8 @@ def _time_clause(c: Condition, i: int, params: dict[str, Any]) -> str:
     return {
         "<": f" AND ts_min < :t{i}",
         "<=": f" AND ts_min <= :t{i}",
-        ">": f" AND ts_max > :t{i}",
-        ">=": f" AND ts_max >= :t{i}",
+        ">": f" AND ts_max > :t{i} AND ts_min > :t{i} - :span",
+        ">=": f" AND ts_max >= :t{i} AND ts_min >= :t{i} - :span",
     }[c.op]
 
 
@@ -197,11 +203,13 @@ def _partition_match(f: LiveFile, c: Condition, column_type: str) -> bool:
 
 
 def _column_rows(db: Any, sql: str, column: str, files: list[LiveFile]) -> dict[int, tuple[Any, ...]]:
-    """Rows of a per-file table for one column, keyed by file id, for the candidate files only."""
+    """Rows of a per-file table for one column, keyed by file id, for the candidate files only
+    (looked up by primary key, so the cost follows the candidates, not the size of the lake)."""
     if not files:
         return {}
-    wanted = {f.file_id for f in files}
-    return {r[0]: tuple(r[1:]) for r in db.execute(sql, (column,)) if r[0] in wanted}
+    ids = json.dumps([f.file_id for f in files])
+    rows = db.execute(sql + " AND file_id IN (SELECT value FROM json_each(?))", (column, ids))
+    return {r[0]: tuple(r[1:]) for r in rows}
 
 
 __all__ = ["Condition", "PrunePlan", "PruneStep", "may_match", "prune_files"]

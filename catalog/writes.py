@@ -35,6 +35,11 @@ def apply_commit(db: sqlite3.Connection, commit: Commit, now: str) -> int:
             raise CommitConflict(f"snapshot {snapshot}: {len(ids) - changed} file(s) to replace were already replaced")
     for new in commit.add_files:
         _insert_file(db, commit.dataset_id, snapshot, new)
+    if commit.add_files:
+        span = max(f.ts_max - f.ts_min for f in commit.add_files)
+        db.execute(
+            "UPDATE datasets SET max_file_span = max(max_file_span, ?) WHERE dataset_id = ?", (span, commit.dataset_id)
+        )
     db.executemany(
         "INSERT INTO segments (dataset_id, path, bytes, sha256, hour, lines, rows_stored, rows_quarantined,"
         " consumed_snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -33,7 +33,7 @@ from lake.config import LakeConfig
 from lake.datasets import TICKS
 from lake.landing import LandingWriter
 from lake.layout import parse_hour
-from sql import migration_names
+from sql import load_sql, migration_names
 
 P1 = "tick_type=last/date=2022-01-07/hour=15"
 P2 = "tick_type=bid_ask/date=2022-01-07/hour=15"
@@ -87,13 +87,13 @@ def test_migrations_apply_once(path: Path) -> None:
     with Catalog(path) as catalog:
         first = catalog.db.execute("SELECT version, name, applied_at FROM schema_migrations").fetchall()
         assert [(v, n) for v, n, _ in first] == [(i, m.split("/")[1]) for i, m in enumerate(migration_names(), start=1)]
-        assert catalog.schema_version() == len(migration_names()) == 1
+        assert catalog.schema_version() == len(migration_names()) >= 2
         tables = {r[0] for r in catalog.db.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
         assert {"datasets", "snapshots", "files", "file_stats", "file_values", "file_blooms", "segments"} <= tables
     with Catalog(path) as again:  # reopening is a no-op
         assert again.db.execute("SELECT version, name, applied_at FROM schema_migrations").fetchall() == first
     with Catalog(path, read_only=True) as reader:
-        assert reader.schema_version() == 1
+        assert reader.schema_version() == len(migration_names())
 
 
 def test_wal_mode(path: Path) -> None:
@@ -109,7 +109,7 @@ def test_newer_schema_is_refused(path: Path) -> None:
         db.execute("INSERT INTO schema_migrations VALUES (99, '0099_future', 'x')")
     with pytest.raises(CatalogCorrupt) as info:
         Catalog(path)
-    assert str(info.value) == f"catalog {path}: schema version 99 is newer than this ticklake (1)"
+    assert str(info.value) == f"catalog {path}: schema version 99 is newer than this ticklake ({len(migration_names())})"
     with pytest.raises(CatalogCorrupt) as info:
         Catalog(path, read_only=True)
     assert str(info.value) == f"catalog {path}: unsupported schema version 99"
@@ -435,3 +435,26 @@ def test_compacted_bloom_filter_has_the_configured_false_positive_rate(config: L
     assert more == [] and all(bloom.might_contain(c) for c in contracts)
     strangers = set(range(10**9, 10**9 + 20_000))
     assert 0.03 <= sum(bloom.might_contain(c) for c in strangers) / len(strangers) <= 0.08
+
+
+def test_version_1_catalog_is_upgraded_with_its_file_span(path: Path) -> None:
+    """A catalog written before migration 0002 gains max_file_span computed from its files."""
+    path.parent.mkdir(parents=True)
+    with sqlite3.connect(path) as db:
+        db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        db.executescript(load_sql("catalog/0001_init"))
+        db.execute("INSERT INTO schema_migrations VALUES (1, '0001_init', 'x')")
+        db.execute(
+            "INSERT INTO datasets (name, location, partition_keys, time_column, columns, indexed_columns, bloom_columns,"
+            " created_at) VALUES ('ticks', 'lake/ticks', '[]', 'timestamp', '{}', '[]', '[]', 'x')"
+        )
+        db.execute("INSERT INTO snapshots VALUES (1, NULL, 'x', 'compact', '{}')")
+        db.execute(
+            "INSERT INTO files (dataset_id, path, partition_path, partition_values, rows, bytes, ts_min, ts_max,"
+            " added_snapshot) VALUES (1, 'a.parquet', '', '{}', 1, 1, 100, 3600100, 1)"
+        )
+    with Catalog(path) as catalog:
+        assert catalog.schema_version() == len(migration_names())
+        assert catalog.db.execute("SELECT max_file_span FROM datasets").fetchone() == (3_600_000,)
+        catalog.commit(Commit(dataset_id=1, operation="compact", add_files=(new_file("b"),)))
+        assert catalog.db.execute("SELECT max_file_span FROM datasets").fetchone() == (3_600_000,)  # b spans 1 µs
