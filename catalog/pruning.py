@@ -111,16 +111,17 @@ def prune_files(
     # Partitions and time range: from file records alone.
     time_conds = [c for c in conds if c.column == spec.time_column]
     part_conds = [c for c in conds if c.column in spec.partition_keys]
+    implied = [t for c in part_conds if c.column == "date" for t in _date_as_time(c, spec.time_column)]
     sql = (
         "SELECT file_id, path, partition_path, partition_values, rows, bytes, ts_min, ts_max, added_snapshot"
         f" FROM files WHERE dataset_id = :dataset AND {_LIVE}"
     )
-    if time_conds:
+    if time_conds or implied:
         # The longest file span turns "ts_max >= x" into an index range "ts_min >= x - span".
         (params["span"],) = db.execute(
             "SELECT max_file_span FROM datasets WHERE dataset_id = :dataset", params
         ).fetchone()
-    for i, c in enumerate(time_conds):
+    for i, c in enumerate(time_conds + implied):
         sql += _time_clause(c, i, params)
     files = [_live_file(r) for r in db.execute(sql + " ORDER BY path", params)]
     if part_conds:
@@ -169,6 +170,34 @@ def prune_files(
             used.append(describe(c))
     steps.append(PruneStep("bloom", len(files), tuple(used)))
     return PrunePlan(snap, files, steps)
+
+
+@dataclass(frozen=True)
+class _TimeBound:
+    column: str
+    op: str
+    values: tuple[Any, ...]
+
+
+def _date_as_time(c: Condition, time_column: str) -> list[Condition]:
+    """Time-range bounds implied by a condition on the ``date`` partition, which by convention is
+    the UTC date of the time column; they let SQLite use its time index (exact filtering follows).
+
+    >>> [(b.op, b.values) for b in _date_as_time(_TimeBound("date", "=", (dt.date(1970, 1, 2),)), "timestamp")]
+    [('>=', (86400000000,)), ('<', (172800000000,))]
+    """
+    if c.op == "in" or not isinstance(c.values[0], dt.date):
+        return []
+    start = (c.values[0] - dt.date(1970, 1, 1)).days * 86_400_000_000
+    end = start + 86_400_000_000
+    bounds = {
+        "=": [(">=", start), ("<", end)],
+        "<": [("<", start)],
+        "<=": [("<", end)],
+        ">": [(">=", end)],
+        ">=": [(">=", start)],
+    }
+    return [_TimeBound(time_column, op, (value,)) for op, value in bounds[c.op]]
 
 
 def _stats_match(row: tuple[Any, ...], c: Condition) -> bool:
