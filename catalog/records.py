@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from catalog.bloom import BloomFilter
@@ -61,12 +63,18 @@ class LiveFile:
     file_id: int
     path: str
     partition_path: str
-    partition_values: dict[str, Any]
+    partition_json: str
     rows: int
     bytes: int
     ts_min: int
     ts_max: int
     added_snapshot: int
+
+    @cached_property
+    def partition_values(self) -> dict[str, Any]:
+        """Partition key -> value; decoded on first use (planning a full scan never needs it)."""
+        values: dict[str, Any] = json.loads(self.partition_json)
+        return values
 
 
 @dataclass(frozen=True)

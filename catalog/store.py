@@ -13,6 +13,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict
 from catalog.records import Commit, ConsumedSegment, Dataset, DatasetSpec, LiveFile
@@ -270,18 +271,9 @@ class Catalog:
             return apply_commit(db, commit, _now())
 
 
-def _live_file(row: Sequence[object]) -> LiveFile:
-    return LiveFile(
-        file_id=int(row[0]),  # type: ignore[call-overload]
-        path=str(row[1]),
-        partition_path=str(row[2]),
-        partition_values=json.loads(str(row[3])),
-        rows=int(row[4]),  # type: ignore[call-overload]
-        bytes=int(row[5]),  # type: ignore[call-overload]
-        ts_min=int(row[6]),  # type: ignore[call-overload]
-        ts_max=int(row[7]),  # type: ignore[call-overload]
-        added_snapshot=int(row[8]),  # type: ignore[call-overload]
-    )
+def _live_file(row: Sequence[Any]) -> LiveFile:
+    # Columns come typed from SQLite (INTEGER, TEXT): no conversion on this hot path.
+    return LiveFile(*row)
 
 
 def _statements(script: str) -> Iterator[str]:

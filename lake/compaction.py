@@ -85,7 +85,9 @@ def compact_all(config: LakeConfig, progress: Callable[[str], None] | None = Non
     workers = max(1, min(len(hours), config.threads or os.cpu_count() or 1))
     results: list[HourResult] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="compact") as pool:
-        for result in pool.map(lambda h: compact_hour(config, h), hours):
+        # Parallel hours already use every core: parsing inside an hour then stays single-threaded.
+        threads = None if workers == 1 else False
+        for result in pool.map(lambda h: compact_hour(config, h, parse_threads=threads), hours):
             results.append(result)
             if progress:
                 progress(result.summary())
@@ -93,7 +95,14 @@ def compact_all(config: LakeConfig, progress: Callable[[str], None] | None = Non
     return results
 
 
-def compact_hour(config: LakeConfig, hour: int, *, catalog: Catalog | None = None, dataset: Dataset | None = None) -> HourResult:
+def compact_hour(
+    config: LakeConfig,
+    hour: int,
+    *,
+    catalog: Catalog | None = None,
+    dataset: Dataset | None = None,
+    parse_threads: bool | None = None,
+) -> HourResult:
     """Compact one event hour (hours since the epoch; see `lake.layout.parse_hour`)."""
     own = catalog is None
     if catalog is None or dataset is None:
@@ -101,7 +110,7 @@ def compact_hour(config: LakeConfig, hour: int, *, catalog: Catalog | None = Non
     try:
         for attempt in range(_ATTEMPTS):
             try:
-                return _compact_once(config, catalog, dataset, hour)
+                return _compact_once(config, catalog, dataset, hour, parse_threads)
             except CommitConflict:
                 if attempt == _ATTEMPTS - 1:
                     raise
@@ -112,7 +121,9 @@ def compact_hour(config: LakeConfig, hour: int, *, catalog: Catalog | None = Non
             catalog.close()
 
 
-def _compact_once(config: LakeConfig, catalog: Catalog, dataset: Dataset, hour: int) -> HourResult:
+def _compact_once(
+    config: LakeConfig, catalog: Catalog, dataset: Dataset, hour: int, parse_threads: bool | None = None
+) -> HourResult:
     started = time.perf_counter()
     result = HourResult(hour_key(hour))
     segments = sealed_segments(config.root, hour)
@@ -137,7 +148,7 @@ def _compact_once(config: LakeConfig, catalog: Catalog, dataset: Dataset, hour: 
     new_tables: list[pa.Table] = []
     consumed_records: list[ConsumedSegment] = []
     for s in fresh:
-        table, rejects, lines = _read_segment(s, contents[s.path], hour)
+        table, rejects, lines = _read_segment(s, contents[s.path], hour, parse_threads)
         source = s.path.relative_to(config.root).as_posix()
         write_quarantine(config.root, f"segment-{hashes[s.path][:16]}", source, rejects)
         new_tables.append(table)
@@ -193,9 +204,11 @@ def _compact_once(config: LakeConfig, catalog: Catalog, dataset: Dataset, hour: 
     return result
 
 
-def _read_segment(segment: Segment, data: bytes, hour: int) -> tuple[pa.Table, list[Reject], int]:
+def _read_segment(
+    segment: Segment, data: bytes, hour: int, parse_threads: bool | None = None
+) -> tuple[pa.Table, list[Reject], int]:
     """Valid rows of a segment that belong to its hour, its rejects, and its line count."""
-    parsed = parse_jsonl(data)
+    parsed = parse_jsonl(data, use_threads=parse_threads)
     table = parsed.table
     rejects = list(parsed.rejects)
     hours = pc.divide(pc.cast(table.column("timestamp"), pa.int64()), HOUR_US)

@@ -34,6 +34,8 @@ def connect_duckdb(database: str = ":memory:", *, threads: int = 0, read_only: b
     con = duckdb.connect(database, read_only=read_only, config=config)
     # Timestamps are stored in UTC; naive literals in queries mean UTC too.
     con.execute("SET TimeZone = 'UTC'")
+    # Data files are immutable (a rewrite gets a new name), so their footers can be cached.
+    con.execute("SET parquet_metadata_cache = true")
     return con
 
 
