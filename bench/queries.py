@@ -39,7 +39,7 @@ def make_queries(facts: dict[str, Any]) -> list[Query]:
     hour_lo = f"{day} 15:00:00+00:00"
     hour_hi = f"{day} 16:00:00+00:00"
     busy_a, busy_b = facts["busy"]
-    rare = facts["rare"]
+    rare = next(c for c in facts["rare"] if c not in facts["absent"][day])
     # A mid-range id: the smallest or largest would be ruled out by any min/max, a lucky case.
     absent_day, absent_contract = next((d, sorted(ids)[len(ids) // 2]) for d, ids in facts["absent"].items() if ids)
     a_lo, a_hi = day_bounds(absent_day)

@@ -144,6 +144,29 @@ def measure(root: Path, repeat: int = 5) -> dict[str, Any]:
     return out
 
 
+def plot_planning(results: list[dict[str, Any]], path: Path) -> None:
+    """Planning time against lake size, log-log, one line per system and query."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    sizes = [r["files"] for r in results]
+    for system, style in (("ticklake", "-o"), ("duckdb-glob", "--s")):
+        for name in queries():
+            ax.plot(sizes, [r[system][name]["ms"] for r in results], style, label=f"{system}: {name}")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("data files in the lake")
+    ax.set_ylabel("planning time (ms, log scale)")
+    ax.set_title("Planning time vs lake size")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Build planning lakes of growing size and print planning time per query."""
     parser = argparse.ArgumentParser(prog="python -m bench.scale_l", description=__doc__)
@@ -158,6 +181,10 @@ def main(argv: list[str] | None = None) -> int:
         results.append({"files": built, **measure(args.out / f"lake-{n}")})
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "results-L.json").write_text(json.dumps(results, indent=2))
+    try:
+        plot_planning(results, args.out / "planning-L.png")
+    except ImportError:
+        print("matplotlib not installed: no plot", file=sys.stderr)
     names = list(queries())
     print(
         "| files | "

@@ -105,7 +105,7 @@ def prune_files(
     conds = [c for c in conditions if c.op in _OPS and c.column in spec.columns and c.values]
     db = catalog.db
     params: dict[str, Any] = {"dataset": dataset.dataset_id, "snapshot": snap}
-    total = db.execute(f"SELECT count(*) FROM files WHERE dataset_id = :dataset AND {_LIVE}", params).fetchone()[0]
+    total = catalog.live_file_count(dataset.dataset_id, snap)
     steps = [PruneStep("snapshot", total)]
 
     # Partitions and time range: from file records alone.
@@ -148,7 +148,9 @@ def prune_files(
             hits = {
                 r[0]
                 for r in db.execute(
-                    f"SELECT file_id FROM file_values WHERE column_name = ? AND value IN ({marks})", [c.column, *keys]
+                    f"SELECT file_id FROM file_values WHERE column_name = ? AND value IN ({marks})"
+                    " AND file_id IN (SELECT value FROM json_each(?))",
+                    [c.column, *keys, json.dumps([f.file_id for f in files])],
                 )
             }
             files = [f for f in files if f.file_id in hits]

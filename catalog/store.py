@@ -189,6 +189,18 @@ class Catalog:
         """The newest snapshot id (0 for an empty catalog)."""
         return int(self.db.execute("SELECT coalesce(max(snapshot_id), 0) FROM snapshots").fetchone()[0])
 
+    def live_file_count(self, dataset_id: int, snapshot: int) -> int:
+        """Files of a dataset live in `snapshot`: recorded per commit, counted only for old snapshots."""
+        row = self.db.execute(
+            "SELECT live_files FROM dataset_snapshots WHERE dataset_id = ? AND snapshot_id <= ?"
+            " ORDER BY snapshot_id DESC LIMIT 1",
+            (dataset_id, snapshot),
+        ).fetchone()
+        if row is not None:
+            return int(row[0])
+        params = {"dataset": dataset_id, "snapshot": snapshot}
+        return int(self.db.execute(f"SELECT count(*) FROM files WHERE dataset_id = :dataset AND {_LIVE}", params).fetchone()[0])
+
     def has_snapshot(self, snapshot: int) -> bool:
         """True when `snapshot` was committed."""
         return self.db.execute("SELECT 1 FROM snapshots WHERE snapshot_id = ?", (snapshot,)).fetchone() is not None

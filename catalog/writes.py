@@ -35,6 +35,11 @@ def apply_commit(db: sqlite3.Connection, commit: Commit, now: str) -> int:
             raise CommitConflict(f"snapshot {snapshot}: {len(ids) - changed} file(s) to replace were already replaced")
     for new in commit.add_files:
         _insert_file(db, commit.dataset_id, snapshot, new)
+    db.execute(
+        "INSERT INTO dataset_snapshots (snapshot_id, dataset_id, live_files) VALUES (?, ?, "
+        " (SELECT count(*) FROM files WHERE dataset_id = ? AND removed_snapshot IS NULL))",
+        (snapshot, commit.dataset_id, commit.dataset_id),
+    )
     if commit.add_files:
         span = max(f.ts_max - f.ts_min for f in commit.add_files)
         db.execute(

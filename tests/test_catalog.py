@@ -458,3 +458,16 @@ def test_version_1_catalog_is_upgraded_with_its_file_span(path: Path) -> None:
         assert catalog.db.execute("SELECT max_file_span FROM datasets").fetchone() == (3_600_000,)
         catalog.commit(Commit(dataset_id=1, operation="compact", add_files=(new_file("b"),)))
         assert catalog.db.execute("SELECT max_file_span FROM datasets").fetchone() == (3_600_000,)  # b spans 1 µs
+
+
+def test_live_file_count_is_recorded_for_every_snapshot(path: Path) -> None:
+    with Catalog(path) as catalog:
+        dataset = catalog.ensure_dataset(TICKS)
+        catalog.commit(Commit(dataset.dataset_id, "compact", add_files=(new_file("a"), new_file("b", P2))))
+        (a,) = [f.file_id for f in catalog.live_files(dataset.dataset_id) if f.path.endswith("a.parquet")]
+        catalog.commit(Commit(dataset.dataset_id, "compact", add_files=(new_file("c"),), remove_file_ids=(a,)))
+        catalog.commit(Commit(dataset.dataset_id, "compact", add_files=(new_file("d", P2),)))
+        for snapshot in range(1, catalog.current_snapshot() + 1):
+            counted = len(catalog.live_files(dataset.dataset_id, snapshot=snapshot))
+            assert catalog.live_file_count(dataset.dataset_id, snapshot) == counted
+        assert [catalog.live_file_count(dataset.dataset_id, s) for s in (1, 2, 3)] == [2, 2, 3]
