@@ -105,7 +105,7 @@ def build(root: Path, files: int) -> int:
 
 def queries() -> dict[str, str]:
     """Selective queries whose planning should not grow with the lake."""
-    hour = hour_key(LAST_HOUR - 100).replace("T", " ")
+    hour = hour_key(LAST_HOUR - 30).replace("T", " ")
     day = hour[:10]
     return {
         "one hour": f"SELECT count(*) FROM ticks WHERE timestamp >= TIMESTAMPTZ '{hour}:00:00+00:00'"

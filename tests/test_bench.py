@@ -33,3 +33,14 @@ def test_bench_runs_ticklake_and_raw_duckdb_with_identical_results(tmp_path: Pat
     assert systems["ticklake"]["queries"]["Q6"]["files_opened"] == 0
     assert systems["ticklake"]["queries"]["Q2"]["files_opened"] < systems["duckdb-hive"]["queries"]["Q2"]["files_opened"]
     assert {t["target"] for t in results["targets"]} >= {"bytes per tick", "Q6 files opened"}
+
+
+def test_scale_l_planning_lake_is_a_real_catalog(tmp_path: Path) -> None:
+    from bench.scale_l import build, measure
+
+    root = tmp_path / "lake"
+    assert build(root, 300) == 300
+    figures = measure(root, repeat=1)
+    assert figures["ticklake"]["one hour"]["files"] == 3  # one hour of three tick types
+    assert figures["ticklake"]["absent contract"]["files"] == 0
+    assert set(figures["duckdb-glob"]) == set(figures["ticklake"])
