@@ -68,7 +68,7 @@ def run_system(name: str, workload: Any, out: Path, repeat: int) -> dict[str, An
             "rows": len(rows[q.name]),
         }
     system.close()
-    manifest = workload.files[0].parent / "manifest.json"
+    manifest = workload.manifest
     for q in make_queries(workload.facts):
         probe = subprocess.run(
             [sys.executable, "-m", "bench.first", name, str(workdir), str(manifest), q.name],

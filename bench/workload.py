@@ -61,11 +61,21 @@ class Workload:
     bytes: int
     facts: dict[str, object]
 
+    @property
+    def manifest(self) -> Path:
+        """The file recording what was generated (and the facts queries need)."""
+        return manifest_path(self.files[0].parent)
+
+
+def manifest_path(folder: Path) -> Path:
+    """Where a scale's folder records what was generated."""
+    return folder / "manifest.json"
+
 
 def generate(scale: Scale, folder: Path) -> Workload:
     """Write (or reuse) the hourly JSONL files of `scale` below `folder`."""
     folder = folder / scale.name
-    manifest = folder / "manifest.json"
+    manifest = manifest_path(folder)
     if manifest.exists():
         meta = json.loads(manifest.read_text())
         cached = [folder / f for f in meta["files"]]

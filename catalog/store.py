@@ -240,25 +240,20 @@ class Catalog:
 
     def consumed(self, sha256s: Sequence[str]) -> dict[str, ConsumedSegment]:
         """Of the given content hashes, those already consumed, with their recorded segment."""
-        found: dict[str, ConsumedSegment] = {}
-        for start in range(0, len(sha256s), 500):
-            chunk = list(sha256s[start : start + 500])
-            marks = ", ".join("?" * len(chunk))
-            for row in self.db.execute(
-                f"SELECT path, bytes, sha256, hour, lines, rows_stored, rows_quarantined FROM segments WHERE sha256 IN ({marks})",
-                chunk,
-            ):
-                found[row[2]] = ConsumedSegment(*row)
-        return found
+        return {row[2]: ConsumedSegment(*row) for row in self._consumed_where("sha256", sha256s)}
 
     def consumed_paths(self, paths: Sequence[str]) -> set[str]:
         """Of the given segment paths (relative to the lake root), those recorded as consumed."""
-        found: set[str] = set()
-        for start in range(0, len(paths), 500):
-            chunk = list(paths[start : start + 500])
-            marks = ", ".join("?" * len(chunk))
-            found.update(r[0] for r in self.db.execute(f"SELECT path FROM segments WHERE path IN ({marks})", chunk))
-        return found
+        return {row[0] for row in self._consumed_where("path", paths)}
+
+    def _consumed_where(self, column: str, values: Sequence[str]) -> list[tuple[Any, ...]]:
+        """Consumed-segment rows whose `column` (sha256 or path) is one of `values`, in one query."""
+        rows = self.db.execute(
+            "SELECT path, bytes, sha256, hour, lines, rows_stored, rows_quarantined FROM segments"
+            f" WHERE {column} IN (SELECT value FROM json_each(?))",
+            (json.dumps(list(values)),),
+        )
+        return rows.fetchall()
 
     def commit(self, commit: Commit, *, retries: int = 0) -> int:
         """Apply `commit` atomically as a new snapshot and return its id.

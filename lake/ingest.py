@@ -73,7 +73,8 @@ def read_chunks(stream: BinaryIO, size: int = CHUNK_BYTES) -> Iterator[bytes]:
     pipes are read and finished to the next line break.
     """
     try:
-        regular = stat.S_ISREG(os.fstat(stream.fileno()).st_mode) and os.fstat(stream.fileno()).st_size > 0
+        info = os.fstat(stream.fileno())
+        regular = stat.S_ISREG(info.st_mode) and info.st_size > 0
     except (OSError, ValueError, io.UnsupportedOperation):
         regular = False
     if regular:

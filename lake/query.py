@@ -88,7 +88,7 @@ class LakeConnection:
         self._views: dict[str, str] = {}
         self._refs_cache: dict[str, list[tuple[TableRef, Dataset]] | None] = {}
         self._full_snapshot = -1
-        self._refresh_full_views(strict=False)
+        self._refresh_full_views(self.snapshot, strict=False)
 
     # -- the DuckDB API, pruned ---------------------------------------------------------------
 
@@ -134,18 +134,18 @@ class LakeConnection:
 
     def plan(self, query: str) -> QueryPlan:
         """Prune every dataset reference of `query` and return the SQL to run."""
-        self._refresh_full_views(strict=False)
+        snapshot = self.snapshot
+        self._refresh_full_views(snapshot, strict=False)
         prefix = ""
         m = _EXPLAIN.match(query)
         body = query
         if m:
             prefix, body = query[: m.end()], query[m.end() :]
-        snapshot = self.snapshot
         refs = self._references(body)
         if refs is None:
             # SET, CREATE, ... may change what constants mean (e.g. TimeZone): forget cached analyses.
             self._refs_cache.clear()
-            self._refresh_full_views(strict=True)
+            self._refresh_full_views(snapshot, strict=True)
             return QueryPlan(query, query, (), False)
         text = body
         ref_plans: list[RefPlan] = []
@@ -196,13 +196,12 @@ class LakeConnection:
 
     # -- views ------------------------------------------------------------------------------------
 
-    def _refresh_full_views(self, *, strict: bool) -> None:
+    def _refresh_full_views(self, snapshot: int, *, strict: bool) -> None:
         """(Re)define each dataset's own name as a view over its whole snapshot, when it changed.
 
         DuckDB checks the files when a view is created; a missing file only matters to a query
         that reads it, so outside `strict` (a query that needs the whole snapshot) it is ignored.
         """
-        snapshot = self.snapshot
         if snapshot == self._full_snapshot:
             return
         for dataset in self.catalog.datasets():
