@@ -29,7 +29,8 @@ def _now() -> str:
 class Catalog:
     """A connection to a catalog file; create it (and migrate it) on open."""
 
-    def __init__(self, path: str | Path, *, timeout: float = 30.0, read_only: bool = False) -> None:
+    def __init__(self, path: str | Path, *, timeout: float = 30.0, read_only: bool = False, shared: bool = False) -> None:
+        """`shared`: the connection may be used from several threads, one at a time (the caller locks)."""
         self.path = Path(path)
         self.read_only = read_only
         if read_only and not self.path.exists():
@@ -37,10 +38,10 @@ class Catalog:
         try:
             if read_only:
                 uri = f"file:{self.path}?mode=ro"
-                self.db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+                self.db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=not shared)
             else:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None)
+                self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=not shared)
                 self.db.execute("PRAGMA journal_mode=WAL")
                 self.db.execute("PRAGMA synchronous=FULL")
             self.db.execute("PRAGMA foreign_keys=ON")

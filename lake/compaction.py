@@ -15,6 +15,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -24,10 +25,11 @@ from lake.config import LakeConfig
 from lake.datafile import describe_file, new_file_path, sort_ticks, write_data_file
 from lake.datasets import TICKS
 from lake.errors import StorageError
-from lake.jsonl import LINE, Reject, parse_jsonl
+from lake.jsonl import LINE, Lines, Parsed, Reject, parse_jsonl
 from lake.landing import Segment, purge_consumed, retire_segment, sealed_segments
-from lake.layout import HOUR_US, hour_key, hour_partition, partition_path
+from lake.layout import HOUR_US, hour_key, hour_partition, landing_dir, partition_path
 from lake.quarantine import write_quarantine
+from lake.sidecar import purge_orphans, read_sidecar
 from lake.storage import read_bytes, sha256_hex
 from lake.ticks import FILE_SCHEMA, TICK_TYPES
 
@@ -42,6 +44,7 @@ class HourResult:
     snapshot: int | None = None
     segments: int = 0
     duplicate_segments: int = 0
+    from_sidecar: int = 0  # segments whose rows were read from their sidecar instead of parsed
     lines: int = 0
     stored: int = 0
     quarantined: int = 0
@@ -92,6 +95,7 @@ def compact_all(config: LakeConfig, progress: Callable[[str], None] | None = Non
             if progress:
                 progress(result.summary())
     purge_consumed(config.root, config.segment_retention_hours)
+    purge_orphans(landing_dir(config.root))
     return results
 
 
@@ -148,7 +152,8 @@ def _compact_once(
     new_tables: list[pa.Table] = []
     consumed_records: list[ConsumedSegment] = []
     for s in fresh:
-        table, rejects, lines = _read_segment(s, contents[s.path], hour, parse_threads)
+        table, rejects, lines, reused = _read_segment(s, contents[s.path], hashes[s.path], hour, parse_threads)
+        result.from_sidecar += reused
         source = s.path.relative_to(config.root).as_posix()
         write_quarantine(config.root, f"segment-{hashes[s.path][:16]}", source, rejects)
         new_tables.append(table)
@@ -205,10 +210,20 @@ def _compact_once(
 
 
 def _read_segment(
-    segment: Segment, data: bytes, hour: int, parse_threads: bool | None = None
-) -> tuple[pa.Table, list[Reject], int]:
-    """Valid rows of a segment that belong to its hour, its rejects, and its line count."""
-    parsed = parse_jsonl(data, use_threads=parse_threads)
+    segment: Segment, data: bytes, digest: str, hour: int, parse_threads: bool | None = None
+) -> tuple[pa.Table, list[Reject], int, bool]:
+    """Valid rows of a segment that belong to its hour, its rejects, its line count, and whether
+    the rows came from a sidecar.
+
+    Rows come from the segment's sidecar when ingest left one bound to this exact content
+    (every line valid, parsed once already), otherwise from parsing the JSONL.
+    """
+    lines = Lines(data)
+    rows = read_sidecar(segment.path, digest, len(data), len(lines))
+    if rows is not None:
+        parsed = Parsed(rows.append_column(LINE, pa.array(np.arange(rows.num_rows, dtype=np.int64))), [], lines, 0)
+    else:
+        parsed = parse_jsonl(data, use_threads=parse_threads)
     table = parsed.table
     rejects = list(parsed.rejects)
     hours = pc.divide(pc.cast(table.column("timestamp"), pa.int64()), HOUR_US)
@@ -223,7 +238,7 @@ def _read_segment(
             rejects.append(Reject(parsed.first_line + i, "wrong_hour", "timestamp", message, parsed.lines[i]))
         table = table.filter(inside)
         rejects.sort(key=lambda r: r.line)
-    return table.drop_columns([LINE]), rejects, parsed.rows_in
+    return table.drop_columns([LINE]), rejects, parsed.rows_in, rows is not None
 
 
 def _merge(config: LakeConfig, live: list, new_tables: list[pa.Table]) -> pa.Table:

@@ -15,23 +15,29 @@ import mmap
 import os
 import stat
 import sys
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 import numpy as np
+import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog import Catalog
 from lake.config import LakeConfig
 from lake.errors import StorageError
-from lake.jsonl import LINE, Reject, parse_jsonl
+from lake.jsonl import LINE, Lines, Reject, parse_jsonl
 from lake.landing import segment_name, write_segment
 from lake.layout import HOUR_US, landing_hour_dir
 from lake.quarantine import summarize, write_quarantine
+from lake.sidecar import write_sidecar
+from lake.storage import sha256_hex
 
 CHUNK_BYTES = 64 * 1024 * 1024
 
@@ -102,86 +108,146 @@ def ingest_files(
     stdin: BinaryIO | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> IngestReport:
-    """Ingest JSONL files (``-`` reads `stdin`) into the landing buffer of `config.root`."""
+    """Ingest JSONL files (``-`` reads `stdin`) into the landing buffer of `config.root`.
+
+    Chunks are validated in parallel (``threads`` workers, default one per core) while the
+    next ones are read; results are merged in input order, so reports and line numbers do
+    not depend on the schedule.
+    """
     started = time.perf_counter()
     report = IngestReport()
     consumed = _ConsumedLookup(config)
+    workers = max(1, config.threads or os.cpu_count() or 1)
+    # One small input parses fastest with pyarrow's own threads; many chunks, one per worker.
+    parallel = workers > 1 and (len(sources) > 1 or any(_size(s) > CHUNK_BYTES for s in sources))
+    parse_threads = False if parallel or config.threads == 1 else None
+    pending: deque[tuple[str, int, Future[_ChunkResult]]] = deque()
+
+    def collect(limit: int) -> None:
+        while len(pending) > limit:
+            name, last_line, future = pending.popleft()
+            future.result().add_to(report, name)
+            if progress:
+                progress(f"{name}: {last_line:,} lines")
+
     try:
-        for source in sources:
-            name = "<stdin>" if str(source) == "-" else str(source)
-            try:
-                stream = (stdin or sys.stdin.buffer) if str(source) == "-" else open(source, "rb")
-            except OSError as e:
-                raise StorageError(f"{source}: cannot read: {e.strerror or e}") from e
-            with stream if str(source) != "-" else nullcontext(stream):
-                first_line = 1
-                prefix = hashlib.sha256()
-                for chunk in read_chunks(stream):
-                    if first_line == 1 and chunk.startswith(codecs.BOM_UTF8):
-                        chunk = chunk[len(codecs.BOM_UTF8) :]  # a byte-order mark some tools write first
-                    # Named after everything read so far: equal chunks at different places differ,
-                    # and the same input ingested again gets the same names.
-                    prefix.update(chunk)
-                    writer = f"ingest-{prefix.hexdigest()[:20]}"
-                    first_line += _ingest_chunk(config, chunk, writer, name, first_line, report, consumed)
-                    if progress:
-                        progress(f"{name}: {first_line - 1:,} lines")
+        with ThreadPoolExecutor(max_workers=workers if parallel else 1, thread_name_prefix="ingest") as pool:
+            for source in sources:
+                name = "<stdin>" if str(source) == "-" else str(source)
+                try:
+                    stream = (stdin or sys.stdin.buffer) if str(source) == "-" else open(source, "rb")
+                except OSError as e:
+                    raise StorageError(f"{source}: cannot read: {e.strerror or e}") from e
+                with stream if str(source) != "-" else nullcontext(stream):
+                    first_line = 1
+                    prefix = b""
+                    for chunk in read_chunks(stream):
+                        if first_line == 1 and chunk.startswith(codecs.BOM_UTF8):
+                            chunk = chunk[len(codecs.BOM_UTF8) :]  # a byte-order mark some tools write first
+                        # Named after everything read so far (a hash chain over the chunks' hashes):
+                        # equal chunks at different places differ, the same input again gets the same names.
+                        digest = hashlib.sha256(chunk).digest()
+                        prefix = hashlib.sha256(prefix + digest).digest()
+                        writer = f"ingest-{prefix.hex()[:20]}"
+                        task = _Chunk(chunk, Lines(chunk), digest.hex(), writer, name, first_line, parse_threads)
+                        first_line += len(task.lines)
+                        pending.append((name, first_line - 1, pool.submit(_ingest_chunk, config, task, consumed)))
+                        collect(workers)  # bounded read-ahead: memory stays a few chunks
+            collect(0)
     finally:
+        for _, _, future in pending:
+            future.cancel()
         consumed.close()
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _ingest_chunk(
-    config: LakeConfig,
-    chunk: bytes,
-    writer: str,
-    source: str,
-    first_line: int,
-    report: IngestReport,
-    consumed: _ConsumedLookup,
-) -> int:
-    """Validate one chunk, append its valid lines per hour, quarantine the rest; return its line count."""
-    parsed = parse_jsonl(chunk, first_line=first_line, use_threads=None if config.threads != 1 else False)
-    report.lines += parsed.rows_in
-    report.blank += parsed.blank
-    report.quarantined += len(parsed.rejects)
-    report.rejects.extend((source, r) for r in parsed.rejects)
-    qfile = write_quarantine(config.root, writer, source, parsed.rejects)
-    if qfile:
-        report.quarantine_files.append(qfile)
+def _size(source: str | Path) -> int:
+    try:
+        return 0 if str(source) == "-" else os.stat(source).st_size
+    except OSError:
+        return 0
+
+
+@dataclass
+class _Chunk:
+    data: bytes
+    lines: Lines
+    sha256: str
+    writer: str
+    source: str
+    first_line: int
+    parse_threads: bool | None
+
+
+@dataclass
+class _ChunkResult:
+    lines: int = 0
+    blank: int = 0
+    appended: int = 0
+    already_present: int = 0
+    rejects: list[Reject] = field(default_factory=list)
+    segments: list[Path] = field(default_factory=list)
+    quarantine_file: Path | None = None
+
+    def add_to(self, report: IngestReport, source: str) -> None:
+        report.lines += self.lines
+        report.blank += self.blank
+        report.appended += self.appended
+        report.already_present += self.already_present
+        report.quarantined += len(self.rejects)
+        report.rejects.extend((source, r) for r in self.rejects)
+        report.segments.extend(self.segments)
+        if self.quarantine_file:
+            report.quarantine_files.append(self.quarantine_file)
+
+
+def _ingest_chunk(config: LakeConfig, task: _Chunk, consumed: _ConsumedLookup) -> _ChunkResult:
+    """Validate one chunk, append its valid lines per hour (each segment with its parsed rows
+    in a sidecar), quarantine the rest."""
+    chunk = task.data
+    parsed = parse_jsonl(chunk, first_line=task.first_line, use_threads=task.parse_threads, lines=task.lines)
+    result = _ChunkResult(parsed.rows_in, parsed.blank, rejects=parsed.rejects)
+    result.quarantine_file = write_quarantine(config.root, task.writer, task.source, parsed.rejects)
 
     table = parsed.table
-    if table.num_rows:
-        hours = pc.divide(pc.cast(table.column("timestamp"), "int64"), HOUR_US).to_numpy()
-        index = table.column(LINE).to_numpy()
-        in_order = bool(np.all(hours[1:] >= hours[:-1]))
-        if not in_order:
-            order = np.argsort(hours, kind="stable")
-            hours, index = hours[order], index[order]
-        bounds = np.flatnonzero(np.diff(hours)) + 1
-        # Every line valid and the hours in line order (the usual recorder file): each hour's
-        # segment is one byte range of the chunk, found from the line-break offsets.
-        ends = _line_ends(chunk) if in_order and table.num_rows == len(parsed.lines) else None
-        name = segment_name(writer, 1)
-        for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(hours)], strict=True):
-            hour = int(hours[start])
-            rows = int(stop - start)
-            target = landing_hour_dir(config.root, hour) / name
-            # The name derives from the chunk's content, so an existing or consumed segment
-            # of that name holds exactly these lines: the input was ingested before.
-            if target.exists() or consumed.has(target.relative_to(config.root).as_posix()):
-                report.already_present += rows
-                continue
-            if ends is not None:
-                begin = 0 if start == 0 else int(ends[start - 1]) + 1
-                data = chunk[begin : int(ends[stop - 1]) + 1] if stop - 1 < len(ends) else chunk[begin:] + b"\n"
-            else:
-                split = parsed.lines.split()
-                data = b"\n".join([split[i] for i in index[start:stop].tolist()]) + b"\n"
-            report.segments.append(write_segment(config.root, hour, name, data))
-            report.appended += rows
-    return len(parsed.lines)
+    if not table.num_rows:
+        return result
+    hours = pc.divide(pc.cast(table.column("timestamp"), "int64"), HOUR_US).to_numpy()
+    index = table.column(LINE).to_numpy()
+    rows = np.arange(len(hours))
+    in_order = bool(np.all(hours[1:] >= hours[:-1]))
+    if not in_order:
+        rows = np.argsort(hours, kind="stable")
+        hours, index = hours[rows], index[rows]
+    bounds = np.flatnonzero(np.diff(hours)) + 1
+    # Every line valid and the hours in line order (the usual recorder file): each hour's
+    # segment is one byte range of the chunk, found from the line-break offsets.
+    ends = _line_ends(chunk) if in_order and table.num_rows == len(parsed.lines) else None
+    name = segment_name(task.writer, 1)
+    table = table.drop_columns([LINE])
+    for start, stop in zip(np.r_[0, bounds], np.r_[bounds, len(hours)], strict=True):
+        hour = int(hours[start])
+        count = int(stop - start)
+        target = landing_hour_dir(config.root, hour) / name
+        # The name derives from the chunk's content, so an existing or consumed segment
+        # of that name holds exactly these lines: the input was ingested before.
+        if not consumed.claim(target, target.relative_to(config.root).as_posix()):
+            result.already_present += count
+            continue
+        if ends is not None:
+            begin = 0 if start == 0 else int(ends[start - 1]) + 1
+            data = chunk[begin : int(ends[stop - 1]) + 1] if stop - 1 < len(ends) else chunk[begin:] + b"\n"
+            segment_rows = table.slice(int(start), count)
+        else:
+            split = parsed.lines.split()
+            data = b"\n".join([split[i] for i in index[start:stop].tolist()]) + b"\n"
+            segment_rows = table.take(pa.array(rows[start:stop]))
+        digest = task.sha256 if len(data) == len(chunk) else sha256_hex(data)  # one hour per chunk is usual
+        write_sidecar(target, segment_rows, digest, len(data))
+        result.segments.append(write_segment(config.root, hour, name, data))
+        result.appended += count
+    return result
 
 
 def _line_ends(chunk: bytes, block: int = 1 << 20) -> np.ndarray:
@@ -192,14 +258,23 @@ def _line_ends(chunk: bytes, block: int = 1 << 20) -> np.ndarray:
 
 
 class _ConsumedLookup:
-    """Read-only view of consumed segment paths, when the lake has a catalog yet."""
+    """Which segment names are taken: in the buffer, consumed (a read-only catalog view), or
+    claimed by a chunk of this run (equal inputs can be in flight at once)."""
 
     def __init__(self, config: LakeConfig) -> None:
         path = config.catalog_path
-        self.catalog = Catalog(path, read_only=True) if path.exists() else None
+        self.catalog = Catalog(path, read_only=True, shared=True) if path.exists() else None
+        self.claimed: set[Path] = set()
+        self.lock = threading.Lock()
 
-    def has(self, path: str) -> bool:
-        return self.catalog is not None and bool(self.catalog.consumed_paths([path]))
+    def claim(self, target: Path, relative: str) -> bool:
+        """True when `target` is free and now this caller's to write."""
+        with self.lock:
+            if target in self.claimed:
+                return False
+            self.claimed.add(target)
+            consumed = self.catalog is not None and bool(self.catalog.consumed_paths([relative]))
+        return not consumed and not target.exists()
 
     def close(self) -> None:
         if self.catalog is not None:

@@ -8,6 +8,7 @@ path accepts pass the same rules, checked column-wise, so both paths agree on ev
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,6 +38,9 @@ def _raw_schema(ts_type: pa.DataType) -> pa.Schema:
     return pa.schema(fields)
 
 
+# Timestamps parsed by the reader itself (ISO text with an offset, or naive = UTC) skip a string
+# column per block; epoch numbers or odd text fall back to reading them as strings and casting.
+_TYPED_OPTIONS = pj.ParseOptions(explicit_schema=_raw_schema(TIMESTAMP), unexpected_field_behavior="error")
 _ISO_OPTIONS = pj.ParseOptions(explicit_schema=_raw_schema(pa.string()), unexpected_field_behavior="error")
 _EPOCH_OPTIONS = pj.ParseOptions(explicit_schema=_raw_schema(pa.float64()), unexpected_field_behavior="error")
 _OUT_SCHEMA = ROW_SCHEMA.append(pa.field(LINE, pa.int64()))
@@ -93,16 +97,17 @@ class Parsed:
         return self.table.num_rows + len(self.rejects)
 
 
-def parse_jsonl(data: bytes, *, first_line: int = 1, use_threads: bool | None = None) -> Parsed:
+def parse_jsonl(data: bytes, *, first_line: int = 1, use_threads: bool | None = None, lines: Lines | None = None) -> Parsed:
     """Parse and validate JSONL bytes; line numbers in rejects start at `first_line`.
 
-    `use_threads` defaults to using threads only when more than one core is available.
+    `use_threads` defaults to using threads only when more than one core is available;
+    `lines` is `Lines(data)` when the caller has it already.
 
     >>> p = parse_jsonl(b'{"timestamp":"2022-01-07T05:00:00Z","contract_id":7,"tick_type":"mid_point","price":1.5}\\n[1]\\n')
     >>> p.table.num_rows, [(r.line, r.kind) for r in p.rejects]
     (1, [(2, 'not_an_object')])
     """
-    lines = Lines(data)
+    lines = Lines(data) if lines is None else lines
     threads = pa.cpu_count() > 1 if use_threads is None else use_threads
     state = _State(lines, first_line, threads)
     keep: Sequence[int]
@@ -190,12 +195,11 @@ class _State:
             self.parse(keep[mid:], None)
             return
         table = table.combine_chunks()
-        ok = _valid_mask(table)
         if isinstance(keep, range):
             index = pa.array(np.arange(keep.start, keep.stop, dtype=np.int64))
         else:
             index = pa.array(keep, pa.int64())
-        if not pc.all(ok).as_py():
+        if not _all_valid(table) and not pc.all(ok := _valid_mask(table)).as_py():
             for i in pc.filter(index, pc.invert(ok)).to_pylist():
                 self._slow(i)
             table = table.filter(ok)
@@ -205,6 +209,19 @@ class _State:
 
     def _fast(self, block: bytes, expected: int) -> pa.Table:
         read = pj.ReadOptions(use_threads=self.use_threads, block_size=1 << 22)
+        try:
+            raw = pj.read_json(pa.BufferReader(block), read_options=read, parse_options=_TYPED_OPTIONS)
+            stamps = raw.column("timestamp")
+        except pa.ArrowInvalid:
+            raw, stamps = self._fast_untyped(block, read)
+        if raw.num_rows != expected:
+            raise ValueError("row count differs from line count")
+        columns = [stamps, *(raw.column(name) for name in ROW_SCHEMA.names[1:-1])]
+        columns.append(pa.nulls(raw.num_rows, pa.string()))
+        return pa.Table.from_arrays(columns, schema=ROW_SCHEMA)
+
+    def _fast_untyped(self, block: bytes, read: pj.ReadOptions) -> tuple[pa.Table, pa.ChunkedArray]:
+        """Read timestamps as text (then cast) or as epoch seconds, for blocks the typed read refused."""
         try:
             raw = pj.read_json(pa.BufferReader(block), read_options=read, parse_options=_ISO_OPTIONS)
             ts = raw.column("timestamp")
@@ -219,11 +236,7 @@ class _State:
             seconds = raw.column("timestamp")
             micros = pc.round(pc.multiply(seconds, 1_000_000.0))
             stamps = pc.cast(pc.cast(micros, pa.int64()), TIMESTAMP)
-        if raw.num_rows != expected:
-            raise ValueError("row count differs from line count")
-        columns = [stamps, *(raw.column(name) for name in ROW_SCHEMA.names[1:-1])]
-        columns.append(pa.nulls(raw.num_rows, pa.string()))
-        return pa.Table.from_arrays(columns, schema=ROW_SCHEMA)
+        return raw, stamps
 
     def _slow(self, i: int) -> None:
         self.stats["slow_lines"] += 1
@@ -250,6 +263,36 @@ class _State:
         if len(pieces) > 1:
             table = table.take(pc.sort_indices(table, [(LINE, "ascending")]))
         return table
+
+
+def _all_valid(t: pa.Table) -> bool:
+    """True when every row passes `_valid_mask`, decided from a few aggregates (the usual block).
+
+    Aggregates cost a fraction of building the row mask; False only means "build the mask".
+    """
+    ts, contract, tick, price = (t.column(n) for n in ("timestamp", "contract_id", "tick_type", "price"))
+    if ts.null_count or contract.null_count or tick.null_count or pc.list_flatten(t.column("conditions")).null_count:
+        return False
+    bounds, ids = pc.min_max(pc.cast(ts, pa.int64())).as_py(), pc.min_max(contract).as_py()
+    if not (bounds["min"] >= MIN_US and bounds["max"] < MAX_US and ids["min"] > 0):
+        return False
+    if not set(pc.unique(tick).to_pylist()) <= set(TICK_TYPES):
+        return False
+    for name in NUMBER_FIELDS:
+        col = t.column(name)
+        if col.null_count == len(col):
+            continue
+        if not math.isfinite(pc.sum(col).as_py()):  # NaN and infinities make the sum non-finite
+            return False
+        if name in SIZE_FIELDS and pc.min(col).as_py() < 0:
+            return False
+    quotes = pc.equal(tick, "bid_ask")
+    if price.null_count and not pc.all(pc.or_(quotes, pc.is_valid(price))).as_py():
+        return False
+    if not pc.any(quotes).as_py():
+        return True
+    sides = pc.or_(pc.is_valid(t.column("bid_price")), pc.is_valid(t.column("ask_price")))
+    return bool(pc.all(pc.or_(pc.invert(quotes), sides)).as_py())
 
 
 def _valid_mask(t: pa.Table) -> pa.ChunkedArray:

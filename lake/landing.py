@@ -25,6 +25,7 @@ from typing import IO, Any
 from lake.config import LakeConfig
 from lake.errors import SchemaError, StorageError
 from lake.layout import consumed_dir, hour_from_landing_path, hour_of, landing_dir, landing_hour_dir
+from lake.sidecar import remove_sidecar
 from lake.storage import fsync_dir, move_atomic, temp_name, write_atomic
 from lake.ticks import Invalid, validate
 
@@ -80,7 +81,11 @@ def sealed_segments(root: Path, hour: int | None = None) -> list[Segment]:
 
 
 def retire_segment(root: Path, segment: Path, retention_hours: float) -> None:
-    """Move a consumed segment out of the buffer, or delete it when retention is zero."""
+    """Move a consumed segment out of the buffer, or delete it when retention is zero.
+
+    Its sidecar (parsed rows, see `lake.sidecar`) is deleted: the JSONL is what is retained.
+    """
+    remove_sidecar(segment)
     if retention_hours <= 0:
         segment.unlink(missing_ok=True)
         fsync_dir(segment.parent)
