@@ -189,4 +189,3 @@ class DeltaSystem(System):
             self.con.close()
         self.con = None
         self.table = None
-

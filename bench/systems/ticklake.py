@@ -1,4 +1,5 @@
-"""ticklake itself: hourly JSONL sealed into the landing buffer, then `compact_all`; SQL through the catalog."""
+"""ticklake itself: hourly JSONL through `ticklake ingest` into the landing buffer, then `compact_all`;
+SQL through the catalog."""
 
 from __future__ import annotations
 
@@ -10,16 +11,15 @@ from bench.queries import Query
 from bench.systems.base import LoadReport, Plan, System
 from lake.compaction import compact_all
 from lake.config import LakeConfig
-from lake.landing import write_segment
-from lake.layout import parse_hour
+from lake.ingest import ingest_files
 from lake.query import LakeConnection
 
 
 class TicklakeSystem(System):
-    """The lake under test; a recorder's hourly files land as sealed segments, compaction does the rest."""
+    """The lake under test; the hourly files are ingested (validated once), compaction does the rest."""
 
     name = "ticklake"
-    description = "ticklake: landing segments -> hourly compaction (sorted zstd Parquet, SQLite catalog), catalog-pruned DuckDB"
+    description = "ticklake: ingest -> hourly compaction (sorted zstd Parquet, SQLite catalog), catalog-pruned DuckDB"
 
     def __init__(self, workdir: Path) -> None:
         super().__init__(workdir)
@@ -27,17 +27,15 @@ class TicklakeSystem(System):
         self.lake: LakeConnection | None = None
 
     def load(self, files: list[Path]) -> LoadReport:
-        """Seal each hourly file as one landing segment (what a recorder does), then compact every hour."""
+        """`ticklake ingest` the hourly files (validated segments with their parsed rows), then compact every hour."""
         started = time.perf_counter()
-        for path in files:
-            hour = parse_hour(path.stem)  # files are named YYYY-MM-DDTHH.jsonl
-            write_segment(self.config.root, hour, f"recorder-{path.stem}-000001.jsonl", path.read_bytes())
+        ingest_files(self.config, files)
         landed = time.perf_counter() - started
         started = time.perf_counter()
         results = compact_all(self.config)
         compacted = time.perf_counter() - started
         stored = sum(r.stored for r in results)
-        return LoadReport(stored, landed, compacted, notes=f"landing {landed:.2f}s, compaction {compacted:.2f}s")
+        return LoadReport(stored, landed, compacted, notes=f"ingest {landed:.2f}s, compaction {compacted:.2f}s")
 
     def open(self) -> None:
         """Open the catalog (read-only) and a DuckDB connection."""
