@@ -1,7 +1,8 @@
 """The SQLite catalog: datasets, snapshots, files, consumed segments, inverted and Bloom indexes."""
 
 from catalog.bloom import BloomFilter
-from catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict
+from catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict, LeaseHeld
+from catalog.leases import Lease
 from catalog.pruning import PrunePlan, PruneStep, prune_files
 from catalog.records import ColumnStats, Commit, ConsumedSegment, Dataset, DatasetSpec, LiveFile, NewFile
 from catalog.store import Catalog
@@ -18,6 +19,8 @@ __all__ = [
     "ConsumedSegment",
     "Dataset",
     "DatasetSpec",
+    "Lease",
+    "LeaseHeld",
     "LiveFile",
     "NewFile",
     "PrunePlan",

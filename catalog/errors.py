@@ -17,3 +17,7 @@ class CatalogLocked(CatalogError):
 
 class CatalogCorrupt(CatalogError):
     """The catalog file is not a ticklake catalog, or its schema is newer than this code."""
+
+
+class LeaseHeld(CatalogError):
+    """A lease (e.g. on one partition) stayed held by another worker past the wait time."""

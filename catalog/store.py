@@ -10,12 +10,13 @@ import json
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict
+from catalog.leases import Lease, hold_lease
 from catalog.records import Commit, ConsumedSegment, Dataset, DatasetSpec, LiveFile
 from sql import load_sql, migration_names
 
@@ -216,6 +217,12 @@ class Catalog:
             for r in rows
         ]
 
+    def snapshot_summary(self, snapshot: int) -> dict[str, Any]:
+        """The summary a commit recorded with its snapshot (empty when there is no such snapshot)."""
+        row = self.db.execute("SELECT summary FROM snapshots WHERE snapshot_id = ?", (snapshot,)).fetchone()
+        summary: dict[str, Any] = json.loads(row[0]) if row else {}
+        return summary
+
     def live_files(
         self,
         dataset_id: int,
@@ -246,6 +253,30 @@ class Catalog:
     def consumed_paths(self, paths: Sequence[str]) -> set[str]:
         """Of the given segment paths (relative to the lake root), those recorded as consumed."""
         return {row[0] for row in self._consumed_where("path", paths)}
+
+    def segments_of_hour(self, dataset_id: int, hour: str) -> list[ConsumedSegment]:
+        """Segments consumed for one event hour (``'2022-01-07T05'``), in the order they were consumed."""
+        rows = self.db.execute(
+            "SELECT path, bytes, sha256, hour, lines, rows_stored, rows_quarantined FROM segments"
+            " WHERE dataset_id = ? AND hour = ? ORDER BY segment_id",
+            (dataset_id, hour),
+        )
+        return [ConsumedSegment(*row) for row in rows]
+
+    def hours_consumed(self, dataset_id: int, hours: Sequence[str]) -> set[str]:
+        """Of the given event hours, those for which at least one segment was consumed."""
+        rows = self.db.execute(
+            "SELECT DISTINCT hour FROM segments WHERE dataset_id = ? AND hour IN (SELECT value FROM json_each(?))",
+            (dataset_id, json.dumps(list(hours))),
+        )
+        return {row[0] for row in rows}
+
+    def lease(self, name: str, owner: str, *, ttl: float = 60.0, wait: float = 0.0) -> AbstractContextManager[Lease]:
+        """Hold lease `name` (e.g. ``'ticks/2022-01-07T05'``) for a ``with`` block; see `catalog.leases`.
+
+        Waits up to `wait` seconds for another holder to let go, then raises LeaseHeld.
+        """
+        return hold_lease(self, name, owner, ttl=ttl, wait=wait)
 
     def _consumed_where(self, column: str, values: Sequence[str]) -> list[tuple[Any, ...]]:
         """Consumed-segment rows whose `column` (sha256 or path) is one of `values`, in one query."""

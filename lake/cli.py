@@ -128,6 +128,32 @@ def compact(ctx: click.Context, hours: tuple[str, ...], all_hours: bool) -> None
 
 
 @cli.command()
+@click.option(
+    "--hour", "hours", multiple=True, required=True, metavar="YYYY-MM-DDTHH", help="Event hour to roll up (repeatable)."
+)
+@click.option("--force", is_flag=True, help="Rebuild even when the hour's bars are up to date.")
+@click.pass_context
+@catch_errors
+def rollup(ctx: click.Context, hours: tuple[str, ...], force: bool) -> None:
+    """Rebuild the 1-minute bars (dataset bars_1m) of compacted hours from their trades.
+
+    One Parquet file per hour, sorted by (contract_id, minute), replacing the hour's previous
+    bars in one commit; an hour without trades ends with no bars.
+    """
+    from lake.layout import parse_hour
+    from lake.rollups import build_bars_1m
+
+    config = _config(ctx)
+    parsed = [parse_hour(text) for text in hours]
+    results = []
+    for hour in parsed:
+        results.append(build_bars_1m(config, hour, force=force))
+        click.echo(results[-1].summary())
+    changed = [r for r in results if r.snapshot is not None]
+    click.echo(f"rolled up {len(results)} hours ({len(changed)} changed): {sum(r.rows for r in results):,} bars")
+
+
+@cli.command()
 @click.argument("query")
 @click.option(
     "--format",
@@ -148,7 +174,7 @@ def compact(ctx: click.Context, hours: tuple[str, ...], all_hours: bool) -> None
 @click.pass_context
 @catch_errors
 def sql(ctx: click.Context, query: str, fmt: str, output: Path | None, explain: bool, snapshot: int | None) -> None:
-    """Run a DuckDB SQL QUERY over the lake (tables: ticks).
+    """Run a DuckDB SQL QUERY over the lake (tables: ticks, bars_1m).
 
     Predicates on timestamp, date, hour, tick_type, contract_id, exchange and symbol prune the
     files through the catalog before DuckDB opens any file.

@@ -1,4 +1,4 @@
-"""The datasets of a lake, as the catalog registers them (ticks now; rollups such as bars later)."""
+"""The datasets of a lake, as the catalog registers them: raw ticks and the 1-minute bars rolled up from them."""
 
 from __future__ import annotations
 
@@ -15,4 +15,27 @@ TICKS = DatasetSpec(
     bloom_columns=("contract_id", "symbol"),
 )
 
-DATASETS: dict[str, DatasetSpec] = {TICKS.name: TICKS}
+# One row per contract and minute with trades; built per event hour by `lake.rollups`.
+BARS_1M = DatasetSpec(
+    name="bars_1m",
+    location="lake/bars_1m",
+    partition_keys=("date", "hour"),
+    time_column="minute",
+    columns={
+        "minute": "TIMESTAMP WITH TIME ZONE",
+        "contract_id": "BIGINT",
+        "open": "DOUBLE",
+        "high": "DOUBLE",
+        "low": "DOUBLE",
+        "close": "DOUBLE",
+        "volume": "DOUBLE",
+        "vwap": "DOUBLE",
+        "trades": "BIGINT",
+        "date": "DATE",
+        "hour": "INTEGER",
+    },
+    indexed_columns=("contract_id",),
+    bloom_columns=("contract_id",),
+)
+
+DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (TICKS, BARS_1M)}
