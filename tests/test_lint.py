@@ -14,7 +14,7 @@ def run(*args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_ruff() -> None:
-    result = run("ruff", "check", "--no-cache", "lake", "catalog", "sql", "bench", "tests")
+    result = run("ruff", "check", "--no-cache", "lake", "catalog", "pipelines", "sql", "bench", "tests")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

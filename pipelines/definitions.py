@@ -1,0 +1,44 @@
+"""The code location: the one `Definitions` Dagster loads (``[tool.dagster] module_name``).
+
+`defs` is built when Dagster imports this module, which is when a code location reads its
+settings (TICKLAKE_PARTITIONS_START, ...); tests build their own with `build_definitions`.
+"""
+
+from __future__ import annotations
+
+from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
+
+from lake.datasets import BARS_1M, TICKS
+from pipelines.assets import build_assets
+from pipelines.checks import build_checks
+from pipelines.partitions import hourly_partitions
+from pipelines.resources import LakeResource
+from pipelines.schedules import build_hourly_schedule
+from pipelines.sensors import build_late_data_sensor
+from pipelines.settings import PipelineSettings
+
+
+def build_definitions(settings: PipelineSettings | None = None) -> Definitions:
+    """Assets, checks, job, schedule, sensor and the `lake` resource, for `settings` (default: from the environment)."""
+    settings = settings or PipelineSettings.from_env()
+    partitions = hourly_partitions(settings.partitions_start)
+    ticks, bars_1m = build_assets(partitions)
+    job = define_asset_job(
+        "hourly_compaction_job",
+        selection=AssetSelection.assets(TICKS.name, BARS_1M.name),
+        description="One event hour: compact its ticks, check them, roll up its 1-minute bars.",
+    )
+    # An hour's steps are short and run one after another; a process per step would add a few
+    # seconds of imports to each (the multiprocess executor's default) for no parallelism.
+    return Definitions(
+        assets=[ticks, bars_1m],
+        asset_checks=build_checks(ticks, partitions),
+        jobs=[job],
+        schedules=[build_hourly_schedule(job, partitions, settings.schedule_minute)],
+        sensors=[build_late_data_sensor(job, partitions, settings.sensor_interval)],
+        resources={"lake": LakeResource()},
+        executor=in_process_executor,
+    )
+
+
+defs = build_definitions()
