@@ -4,10 +4,14 @@
 
 # No `from __future__ import annotations`: Dagster reads the context and resource parameter
 # annotations of decorated functions as classes.
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from dagster import (
     AssetExecutionContext,
     AssetsDefinition,
     Backoff,
+    Failure,
     HourlyPartitionsDefinition,
     Jitter,
     MaterializeResult,
@@ -16,8 +20,10 @@ from dagster import (
     asset,
 )
 
+from catalog import CatalogError, CatalogLocked, CommitConflict, LeaseHeld
 from lake.compaction import HourResult, compact_hour
 from lake.datasets import BARS_1M, TICKS
+from lake.errors import LakeError
 from lake.landing import purge_consumed
 from lake.leases import partition_lease
 from lake.rollups import RollupResult, build_bars_1m
@@ -27,8 +33,22 @@ from pipelines.resources import LakeResource
 Metadata = str | int | float | MetadataValue
 
 # Transient trouble (a catalog busy past its timeout, a lease still held by a run that is
-# finishing) clears up by itself: retry after 2, 4, 8 seconds, give or take a little.
+# finishing, a commit that lost a race five times) clears up by itself: retry after 2, 4, 8
+# seconds, give or take a little. Anything else the lake reports is permanent (`_fail_fast`).
 RETRY = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL, jitter=Jitter.PLUS_MINUS)
+TRANSIENT = (CatalogLocked, LeaseHeld, CommitConflict)
+
+
+@contextmanager
+def _fail_fast() -> Iterator[None]:
+    """Let transient errors reach the retry policy; fail at once, without retries, on the rest
+    (a missing folder or a corrupt catalog is not fixed by waiting, and would hold a queue slot)."""
+    try:
+        yield
+    except TRANSIENT:
+        raise
+    except (LakeError, CatalogError) as e:
+        raise Failure(description=str(e), allow_retries=False) from e
 
 
 def build_assets(partitions: HourlyPartitionsDefinition) -> tuple[AssetsDefinition, AssetsDefinition]:
@@ -46,9 +66,10 @@ def build_assets(partitions: HourlyPartitionsDefinition) -> tuple[AssetsDefiniti
     def ticks(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         config = lake.lake_config()
         hour = partition_hour(context.partition_key)
-        with partition_lease(config, TICKS.name, hour, context.run.run_id, wait=lake.lease_wait):
-            result = compact_hour(config, hour)
-        purge_consumed(config.root, config.segment_retention_hours)
+        with _fail_fast():
+            with partition_lease(config, TICKS.name, hour, context.run.run_id, wait=lake.lease_wait):
+                result = compact_hour(config, hour)
+            purge_consumed(config.root, config.segment_retention_hours)
         context.log.info(result.summary())
         window = context.partition_time_window
         return MaterializeResult(
@@ -72,7 +93,7 @@ def build_assets(partitions: HourlyPartitionsDefinition) -> tuple[AssetsDefiniti
     def bars_1m(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         config = lake.lake_config()
         hour = partition_hour(context.partition_key)
-        with partition_lease(config, BARS_1M.name, hour, context.run.run_id, wait=lake.lease_wait):
+        with _fail_fast(), partition_lease(config, BARS_1M.name, hour, context.run.run_id, wait=lake.lease_wait):
             result = build_bars_1m(config, hour)
         context.log.info(result.summary())
         return MaterializeResult(metadata=_rollup_metadata(result))

@@ -304,6 +304,41 @@ def test_the_ticks_asset_waits_for_the_partitions_lease(defs: Definitions, insta
     assert datetime.fromisoformat(str(snapshot["committed_at"])).timestamp() > released[0]
 
 
+def retries(result: ExecuteInProcessResult) -> int:
+    return sum(e.event_type_value == "STEP_UP_FOR_RETRY" for e in result.all_events)
+
+
+def test_a_permanent_lake_error_fails_at_once(defs: Definitions, instance: DagsterInstance, tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    land(root, [tick("2022-01-07T05:10:00Z", 1)])
+    (root / "lake").write_text("a file where the data folder belongs")
+    started = time.perf_counter()
+    result = run_hour(defs, instance, root, "2022-01-07-05:00")
+    assert not result.success and retries(result) == 0 and time.perf_counter() - started < 10
+    [failure] = [e for e in result.all_events if e.event_type_value == "STEP_FAILURE"]
+    assert "cannot write Parquet" in str(failure.event_specific_data)
+    assert sealed_segments(root)  # nothing consumed: the next run finds the hour as it was
+
+
+def test_a_transient_error_is_retried(defs: Definitions, instance: DagsterInstance, tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    land(root, [tick("2022-01-07T05:10:00Z", 1)])
+    holding = threading.Event()
+
+    def hold() -> None:  # longer than the run waits for the lease, shorter than the first retry delay
+        with Catalog(root / "catalog.sqlite") as catalog, catalog.lease("ticks/2022-01-07T05", "someone-else"):
+            holding.set()
+            time.sleep(1.0)
+
+    holder = threading.Thread(target=hold)
+    holder.start()
+    holding.wait(10)
+    result = run_hour(defs, instance, root, "2022-01-07-05:00", lease_wait=0.2)
+    holder.join()
+    assert result.success and retries(result) == 1
+    assert metadata(result, "ticks")["rows_stored"] == 1
+
+
 # -- definitions, schedule, settings ----------------------------------------------------------------------
 
 
