@@ -110,9 +110,9 @@ def ingest_files(
 ) -> IngestReport:
     """Ingest JSONL files (``-`` reads `stdin`) into the landing buffer of `config.root`.
 
-    Chunks are validated in parallel (``threads`` workers, default one per core) while the
-    next ones are read; results are merged in input order, so reports and line numbers do
-    not depend on the schedule.
+    Chunks are validated in parallel while the next ones are read: one worker per ``threads``
+    (default one per core) plus one, so a worker waiting for fsync leaves no core idle. Results
+    are merged in input order, so reports and line numbers do not depend on the schedule.
     """
     started = time.perf_counter()
     report = IngestReport()
@@ -131,7 +131,7 @@ def ingest_files(
                 progress(f"{name}: {last_line:,} lines")
 
     try:
-        with ThreadPoolExecutor(max_workers=workers if parallel else 1, thread_name_prefix="ingest") as pool:
+        with ThreadPoolExecutor(max_workers=workers + 1 if parallel else 1, thread_name_prefix="ingest") as pool:
             for source in sources:
                 name = "<stdin>" if str(source) == "-" else str(source)
                 try:
@@ -152,7 +152,7 @@ def ingest_files(
                         task = _Chunk(chunk, Lines(chunk), digest.hex(), writer, name, first_line, parse_threads)
                         first_line += len(task.lines)
                         pending.append((name, first_line - 1, pool.submit(_ingest_chunk, config, task, consumed)))
-                        collect(workers)  # bounded read-ahead: memory stays a few chunks
+                        collect(workers + 1)  # bounded read-ahead: memory stays a few chunks
             collect(0)
     finally:
         for _, _, future in pending:
