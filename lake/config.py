@@ -35,7 +35,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("writer_id", "", "Name of this landing writer, used in segment file names (default: host-pid)."),
     Setting("segment_max_bytes", 64 * 1024 * 1024, "A landing segment is sealed and a new one started past this size."),
     Setting("segment_retention_hours", 168, "Consumed landing segments are kept this long after their commit, then deleted."),
-    Setting("row_group_rows", 32768, "Rows per Parquet row group; smaller groups prune finer on contract_id, larger scan faster."),
+    Setting("row_group_rows", 32768, "Rows per Parquet row group; smaller prunes finer on contract_id, larger scans faster."),
     Setting("zstd_level", 3, "zstd compression level of Parquet files."),
     Setting("bloom_fpp", 0.01, "False-positive rate of the per-file Bloom filters."),
     Setting("threads", 0, "Worker threads for parsing and DuckDB (0: one per core)."),
