@@ -47,14 +47,15 @@ def one_hour(workdir: Path, ticks: int) -> dict[str, Any]:
     defs = build_definitions(PipelineSettings())
     warm = LakeConfig(root=workdir / "warm")
     ingest_files(warm, [source])
-    assets = [defs.get_assets_def("ticks"), defs.get_assets_def("bars_1m"), *defs.asset_checks]
+    assets = [defs.get_assets_def("ticks"), defs.get_assets_def("bars_1m"), *(defs.asset_checks or [])]
     materialize(assets, partition_key=key, resources={"lake": LakeResource(root=str(warm.root))})  # imports, caches
     started = time.perf_counter()
     result = materialize(assets, partition_key=key, resources={"lake": LakeResource(root=str(root))})
     wall = time.perf_counter() - started
-    meta = {
-        e.asset_key.path[-1]: {k: v.value for k, v in (e.materialization.metadata or {}).items()}
+    meta: dict[str, dict[str, Any]] = {
+        e.asset_key.to_user_string(): {k: v.value for k, v in (e.materialization.metadata or {}).items()}
         for e in result.get_asset_materialization_events()
+        if e.asset_key is not None
     }
     compaction, bars = float(meta["ticks"]["seconds"]), float(meta["bars_1m"]["seconds"])
     return {

@@ -222,3 +222,30 @@ def test_servers_run_with_the_projects_instance_configuration(backfills: dict[st
     queue = shipped.get("run_coordinator", {}).get("config", {})
     if "max_concurrent_runs" in queue:
         assert instance["runQueueConfig"]["maxConcurrentRuns"] == queue["max_concurrent_runs"]
+
+
+def test_a_backfill_from_the_command_line_runs_through_the_daemon(backfills: dict[str, Any]) -> None:
+    """`dagster job backfill` as the README shows it: the daemon runs the requested hours."""
+    dagster: DagsterService = backfills["dagster"]
+    hours = {12: 30, 13: 0}
+    with LandingWriter(LakeConfig(root=dagster.lake_root), writer_id="cli") as writer:
+        writer.append(hour_ticks(12, hours[12]))
+    args = ["-m", "pipelines.definitions", "-j", "hourly_compaction_job", "--noprompt"]
+    args += ["--from", partition_key(12), "--to", partition_key(13)]
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("dagster")), "job", "backfill", *args],
+        cwd=Path(__file__).resolve().parent.parent,  # from the project, as the README runs it
+        env=dagster.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    query = f"SELECT hour, count(*) AS n FROM ticks WHERE date = '{DAY}' AND hour >= 12 GROUP BY ALL ORDER BY ALL"
+
+    def compacted() -> bool:
+        dagster.check_alive()
+        return materialized(dagster, "bars_1m", [partition_key(h) for h in hours]) == {partition_key(h) for h in hours}
+
+    wait_for("the command line backfill's runs", compacted, BACKFILL_TIMEOUT, interval=1)
+    assert sql_rows(dagster.lake_root, query) == [["hour", "n"], ["12", "30"]]
