@@ -325,7 +325,7 @@ def test_a_transient_error_is_retried(defs: Definitions, instance: DagsterInstan
     land(root, [tick("2022-01-07T05:10:00Z", 1)])
     holding = threading.Event()
 
-    def hold() -> None:  # longer than the run waits for the lease, shorter than the first retry delay
+    def hold() -> None:  # longer than the run waits for the lease
         with Catalog(root / "catalog.sqlite") as catalog, catalog.lease("ticks/2022-01-07T05", "someone-else"):
             holding.set()
             time.sleep(1.0)
@@ -335,7 +335,7 @@ def test_a_transient_error_is_retried(defs: Definitions, instance: DagsterInstan
     holding.wait(10)
     result = run_hour(defs, instance, root, "2022-01-07-05:00", lease_wait=0.2)
     holder.join()
-    assert result.success and retries(result) == 1
+    assert result.success and retries(result) >= 1  # the jittered delay may end before the lease does
     assert metadata(result, "ticks")["rows_stored"] == 1
 
 
