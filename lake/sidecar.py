@@ -24,6 +24,9 @@ from lake.ticks import ROW_SCHEMA
 SUFFIX = ".arrow"
 _VERSION = b"1"
 _KEYS = (b"ticklake.sidecar", b"segment.sha256", b"segment.bytes", b"segment.lines")
+# LZ4: ~41 instead of ~100 bytes a tick beside the ~230 of the JSONL, for ~0.08 µs a tick each
+# way; ingest of a large batch is bound by writing and fsyncing the landing buffer.
+_WRITE_OPTIONS = ipc.IpcWriteOptions(compression="lz4")
 
 
 def sidecar_path(segment: Path) -> Path:
@@ -47,7 +50,7 @@ def write_sidecar(segment: Path, rows: pa.Table, sha256: str, size: int) -> Path
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = temp_name(path)
         with open(tmp, "wb") as f:
-            with ipc.new_file(f, table.schema) as out:
+            with ipc.new_file(f, table.schema, options=_WRITE_OPTIONS) as out:
                 out.write_table(table, max_chunksize=1 << 16)
             f.flush()
             os.fsync(f.fileno())
