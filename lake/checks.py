@@ -72,11 +72,9 @@ def check_rows_reconcile(config: LakeConfig, hour: int) -> CheckOutcome:
 def check_files_match_storage(config: LakeConfig, hour: int) -> CheckOutcome:
     """Every live file the catalog lists for the hour exists with the size it recorded."""
     name = "files_match_storage"
-    with _open(config) as found:
-        if found is None:
-            return CheckOutcome(name, True, "nothing cataloged yet", {"files": 0})
-        catalog, ticks = found
-        files = catalog.live_files(ticks.dataset_id, partition_paths=hour_partition_paths(hour))
+    files = _live_files(config, hour)
+    if files is None:
+        return CheckOutcome(name, True, "nothing cataloged yet", {"files": 0})
     problems = []
     for f in files:
         path = config.root / f.path
@@ -94,11 +92,9 @@ def check_files_match_storage(config: LakeConfig, hour: int) -> CheckOutcome:
 def check_no_overlapping_files(config: LakeConfig, hour: int) -> CheckOutcome:
     """At most one live file per (tick_type, hour), and each file's time range inside its hour."""
     name = "no_overlapping_files"
-    with _open(config) as found:
-        if found is None:
-            return CheckOutcome(name, True, "nothing cataloged yet", {"files": 0})
-        catalog, ticks = found
-        files = catalog.live_files(ticks.dataset_id, partition_paths=hour_partition_paths(hour))
+    files = _live_files(config, hour)
+    if files is None:
+        return CheckOutcome(name, True, "nothing cataloged yet", {"files": 0})
     by_partition: dict[str, list[LiveFile]] = {}
     for f in files:
         by_partition.setdefault(f.partition_path, []).append(f)
@@ -125,6 +121,15 @@ def _open(config: LakeConfig) -> Iterator[tuple[Catalog, Dataset] | None]:
     with Catalog(config.catalog_path, read_only=True) as catalog:
         dataset = catalog.dataset(TICKS.name)
         yield None if dataset is None else (catalog, dataset)
+
+
+def _live_files(config: LakeConfig, hour: int) -> list[LiveFile] | None:
+    """The hour's live ticks files, or None when nothing was ever compacted."""
+    with _open(config) as found:
+        if found is None:
+            return None
+        catalog, ticks = found
+        return catalog.live_files(ticks.dataset_id, partition_paths=hour_partition_paths(hour))
 
 
 def _size(path: Path) -> int | None:
