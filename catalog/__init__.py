@@ -1,7 +1,7 @@
 """The SQLite catalog: datasets, snapshots, files, consumed segments, inverted and Bloom indexes."""
 
 from catalog.bloom import BloomFilter
-from catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict, LeaseHeld
+from catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict, LeaseHeld, TicklakeError
 from catalog.leases import Lease
 from catalog.pruning import PrunePlan, PruneStep, prune_files
 from catalog.records import ColumnStats, Commit, ConsumedSegment, Dataset, DatasetSpec, LiveFile, NewFile
@@ -25,5 +25,6 @@ __all__ = [
     "NewFile",
     "PrunePlan",
     "PruneStep",
+    "TicklakeError",
     "prune_files",
 ]

@@ -3,7 +3,14 @@
 from __future__ import annotations
 
 
-class CatalogError(Exception):
+class TicklakeError(Exception):
+    """Root of every error ticklake raises on purpose (the catalog's and the lake library's).
+
+    It lives here, on the bottom floor, so that `lake.errors.LakeError` can derive from it too.
+    """
+
+
+class CatalogError(TicklakeError):
     """Base class of every error the catalog raises on purpose."""
 
 

@@ -13,6 +13,7 @@ _EXPORTS = {
     "LakeConfig": "lake.config",
     "SETTINGS": "lake.config",
     "LakeError": "lake.errors",
+    "TicklakeError": "lake.errors",
     "ConfigError": "lake.errors",
     "StorageError": "lake.errors",
     "SchemaError": "lake.errors",

@@ -1,6 +1,6 @@
 """The ``ticklake`` command: a thin layer that parses options, calls one library function, prints.
 
-One error boundary: the project's own errors (LakeError, CatalogError) print ``Error: <message>``
+One error boundary: the project's own errors (`TicklakeError`: the lake's and the catalog's) print ``Error: <message>``
 on one line to stderr and exit 1 (``--verbose`` adds the traceback); anything else is a bug
 and shows its traceback. Imports are lazy so that ``ticklake sql`` starts fast.
 """
@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import click
 
 from lake.config import LakeConfig
-from lake.errors import LakeError
+from lake.errors import TicklakeError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -32,11 +32,9 @@ def catch_errors(func: F) -> F:
 
     @wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        from catalog.errors import CatalogError
-
         try:
             return func(*args, **kwargs)
-        except (LakeError, CatalogError) as e:
+        except TicklakeError as e:
             ctx = click.get_current_context()
             if ctx.find_root().params.get("verbose"):
                 traceback.print_exc()

@@ -1,9 +1,14 @@
-"""The one error hierarchy of the lake library; the CLI catches these (and CatalogError) only."""
+"""The lake library's errors. With the catalog's they form one hierarchy under `TicklakeError`,
+which is all the CLI's error boundary and the pipelines catch."""
 
 from __future__ import annotations
 
+from catalog.errors import TicklakeError
 
-class LakeError(Exception):
+__all__ = ["ConfigError", "LakeError", "NotFoundError", "QueryError", "SchemaError", "StorageError", "TicklakeError"]
+
+
+class LakeError(TicklakeError):
     """Base class of every error the lake library raises on purpose."""
 
 

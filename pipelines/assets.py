@@ -20,10 +20,10 @@ from dagster import (
     asset,
 )
 
-from catalog import CatalogError, CatalogLocked, CommitConflict, LeaseHeld
+from catalog import CatalogLocked, CommitConflict, LeaseHeld
 from lake.compaction import HourResult, compact_hour
 from lake.datasets import BARS_1M, TICKS
-from lake.errors import LakeError
+from lake.errors import TicklakeError
 from lake.landing import purge_consumed
 from lake.leases import partition_lease
 from lake.rollups import RollupResult, build_bars_1m
@@ -47,7 +47,7 @@ def _fail_fast() -> Iterator[None]:
         yield
     except TRANSIENT:
         raise
-    except (LakeError, CatalogError) as e:
+    except TicklakeError as e:
         raise Failure(description=str(e), allow_retries=False) from e
 
 
