@@ -223,7 +223,7 @@ def _read_segment(
     if rows is not None:
         parsed = Parsed(rows.append_column(LINE, pa.array(np.arange(rows.num_rows, dtype=np.int64))), [], lines, 0)
     else:
-        parsed = parse_jsonl(data, use_threads=parse_threads)
+        parsed = parse_jsonl(data, use_threads=parse_threads, lines=lines)
     table = parsed.table
     rejects = list(parsed.rejects)
     hours = pc.divide(pc.cast(table.column("timestamp"), pa.int64()), HOUR_US)

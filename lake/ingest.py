@@ -56,6 +56,17 @@ class IngestReport:
     rejects: list[tuple[str, Reject]] = field(default_factory=list)
     seconds: float = 0.0
 
+    def add(self, other: IngestReport) -> None:
+        """Count `other` (one chunk's report) into this one; `seconds` stays this report's own."""
+        self.lines += other.lines
+        self.appended += other.appended
+        self.already_present += other.already_present
+        self.quarantined += other.quarantined
+        self.blank += other.blank
+        self.segments.extend(other.segments)
+        self.quarantine_files.extend(other.quarantine_files)
+        self.rejects.extend(other.rejects)
+
     @property
     def problems(self) -> list[str]:
         """One line per problem kind, with counts."""
@@ -121,45 +132,52 @@ def ingest_files(
     # One small input parses fastest with pyarrow's own threads; many chunks, one per worker.
     parallel = workers > 1 and (len(sources) > 1 or any(_size(s) > CHUNK_BYTES for s in sources))
     parse_threads = False if parallel or config.threads == 1 else None
-    pending: deque[tuple[str, int, Future[_ChunkResult]]] = deque()
+    pending: deque[tuple[_Chunk, Future[IngestReport]]] = deque()
 
     def collect(limit: int) -> None:
         while len(pending) > limit:
-            name, last_line, future = pending.popleft()
-            future.result().add_to(report, name)
+            task, future = pending.popleft()
+            report.add(future.result())
             if progress:
-                progress(f"{name}: {last_line:,} lines")
+                progress(f"{task.source}: {task.first_line + len(task.lines) - 1:,} lines")
 
     try:
         with ThreadPoolExecutor(max_workers=workers + 1 if parallel else 1, thread_name_prefix="ingest") as pool:
-            for source in sources:
-                name = "<stdin>" if str(source) == "-" else str(source)
-                try:
-                    stream = (stdin or sys.stdin.buffer) if str(source) == "-" else open(source, "rb")
-                except OSError as e:
-                    raise StorageError(f"{source}: cannot read: {e.strerror or e}") from e
-                with stream if str(source) != "-" else nullcontext(stream):
-                    first_line = 1
-                    prefix = b""
-                    for chunk in read_chunks(stream):
-                        if first_line == 1 and chunk.startswith(codecs.BOM_UTF8):
-                            chunk = chunk[len(codecs.BOM_UTF8) :]  # a byte-order mark some tools write first
-                        # Named after everything read so far (a hash chain over the chunks' hashes):
-                        # equal chunks at different places differ, the same input again gets the same names.
-                        digest = hashlib.sha256(chunk).digest()
-                        prefix = hashlib.sha256(prefix + digest).digest()
-                        writer = f"ingest-{prefix.hex()[:20]}"
-                        task = _Chunk(chunk, Lines(chunk), digest.hex(), writer, name, first_line, parse_threads)
-                        first_line += len(task.lines)
-                        pending.append((name, first_line - 1, pool.submit(_ingest_chunk, config, task, consumed)))
-                        collect(workers + 1)  # bounded read-ahead: memory stays a few chunks
-            collect(0)
+            try:
+                for task in _chunks(sources, stdin, parse_threads):
+                    pending.append((task, pool.submit(_ingest_chunk, config, task, consumed)))
+                    collect(workers + 1)  # bounded read-ahead: memory stays a few chunks
+                collect(0)
+            except BaseException:
+                pool.shutdown(cancel_futures=True)  # chunks not started yet are not written after a failure
+                raise
     finally:
-        for _, _, future in pending:
-            future.cancel()
         consumed.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _chunks(sources: Sequence[str | Path], stdin: BinaryIO | None, parse_threads: bool | None) -> Iterator[_Chunk]:
+    """The chunks of every source in order, each named after everything read before it."""
+    for source in sources:
+        name = "<stdin>" if str(source) == "-" else str(source)
+        try:
+            stream = (stdin or sys.stdin.buffer) if str(source) == "-" else open(source, "rb")
+        except OSError as e:
+            raise StorageError(f"{source}: cannot read: {e.strerror or e}") from e
+        with stream if str(source) != "-" else nullcontext(stream):
+            first_line = 1
+            prefix = b""
+            for chunk in read_chunks(stream):
+                if first_line == 1 and chunk.startswith(codecs.BOM_UTF8):
+                    chunk = chunk[len(codecs.BOM_UTF8) :]  # a byte-order mark some tools write first
+                # Named after everything read so far (a hash chain over the chunks' hashes):
+                # equal chunks at different places differ, the same input again gets the same names.
+                digest = hashlib.sha256(chunk).digest()
+                prefix = hashlib.sha256(prefix + digest).digest()
+                task = _Chunk(chunk, Lines(chunk), digest.hex(), f"ingest-{prefix.hex()[:20]}", name, first_line, parse_threads)
+                first_line += len(task.lines)
+                yield task
 
 
 def _size(source: str | Path) -> int:
@@ -180,35 +198,16 @@ class _Chunk:
     parse_threads: bool | None
 
 
-@dataclass
-class _ChunkResult:
-    lines: int = 0
-    blank: int = 0
-    appended: int = 0
-    already_present: int = 0
-    rejects: list[Reject] = field(default_factory=list)
-    segments: list[Path] = field(default_factory=list)
-    quarantine_file: Path | None = None
-
-    def add_to(self, report: IngestReport, source: str) -> None:
-        report.lines += self.lines
-        report.blank += self.blank
-        report.appended += self.appended
-        report.already_present += self.already_present
-        report.quarantined += len(self.rejects)
-        report.rejects.extend((source, r) for r in self.rejects)
-        report.segments.extend(self.segments)
-        if self.quarantine_file:
-            report.quarantine_files.append(self.quarantine_file)
-
-
-def _ingest_chunk(config: LakeConfig, task: _Chunk, consumed: _ConsumedLookup) -> _ChunkResult:
+def _ingest_chunk(config: LakeConfig, task: _Chunk, consumed: _ConsumedLookup) -> IngestReport:
     """Validate one chunk, append its valid lines per hour (each segment with its parsed rows
     in a sidecar), quarantine the rest."""
     chunk = task.data
     parsed = parse_jsonl(chunk, first_line=task.first_line, use_threads=task.parse_threads, lines=task.lines)
-    result = _ChunkResult(parsed.rows_in, parsed.blank, rejects=parsed.rejects)
-    result.quarantine_file = write_quarantine(config.root, task.writer, task.source, parsed.rejects)
+    result = IngestReport(lines=parsed.rows_in, quarantined=len(parsed.rejects), blank=parsed.blank)
+    result.rejects = [(task.source, r) for r in parsed.rejects]
+    qfile = write_quarantine(config.root, task.writer, task.source, parsed.rejects)
+    if qfile:
+        result.quarantine_files.append(qfile)
 
     table = parsed.table
     if not table.num_rows:
@@ -243,7 +242,7 @@ def _ingest_chunk(config: LakeConfig, task: _Chunk, consumed: _ConsumedLookup) -
             split = parsed.lines.split()
             data = b"\n".join([split[i] for i in index[start:stop].tolist()]) + b"\n"
             segment_rows = table.take(pa.array(rows[start:stop]))
-        digest = task.sha256 if len(data) == len(chunk) else sha256_hex(data)  # one hour per chunk is usual
+        digest = task.sha256 if data == chunk else sha256_hex(data)  # one hour per chunk is usual
         write_sidecar(target, segment_rows, digest, len(data))
         result.segments.append(write_segment(config.root, hour, name, data))
         result.appended += count

@@ -29,6 +29,11 @@ _KEYS = (b"ticklake.sidecar", b"segment.sha256", b"segment.bytes", b"segment.lin
 _WRITE_OPTIONS = ipc.IpcWriteOptions(compression="lz4")
 
 
+def _binding(sha256: str, size: int, lines: int) -> tuple[bytes, ...]:
+    """The schema metadata values (in `_KEYS` order) that tie a sidecar to one segment's content."""
+    return (_VERSION, sha256.encode(), str(size).encode(), str(lines).encode())
+
+
 def sidecar_path(segment: Path) -> Path:
     """Where the parsed rows of `segment` are kept.
 
@@ -44,7 +49,7 @@ def write_sidecar(segment: Path, rows: pa.Table, sha256: str, size: int) -> Path
     Written before the segment is sealed, so a sealed segment never waits for its sidecar.
     """
     path = sidecar_path(segment)
-    meta = dict(zip(_KEYS, (_VERSION, sha256.encode(), str(size).encode(), str(rows.num_rows).encode()), strict=True))
+    meta = dict(zip(_KEYS, _binding(sha256, size, rows.num_rows), strict=True))
     table = rows.select(ROW_SCHEMA.names).cast(ROW_SCHEMA).replace_schema_metadata(meta)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -67,8 +72,8 @@ def read_sidecar(segment: Path, sha256: str, size: int, lines: int) -> pa.Table 
         # Memory-mapped: the rows are read without a copy, and the mapping lives as long as they do.
         reader = ipc.open_file(pa.memory_map(str(path)))
         meta = reader.schema.metadata or {}
-        expected = (_VERSION, sha256.encode(), str(size).encode(), str(lines).encode())
-        if tuple(meta.get(k) for k in _KEYS) != expected or not reader.schema.remove_metadata().equals(ROW_SCHEMA):
+        bound = tuple(meta.get(k) for k in _KEYS) == _binding(sha256, size, lines)
+        if not bound or not reader.schema.remove_metadata().equals(ROW_SCHEMA):
             return None
         table = reader.read_all().replace_schema_metadata(None)
     except (OSError, pa.ArrowException):
