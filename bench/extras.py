@@ -14,16 +14,16 @@ from typing import Any
 
 from bench.queries import make_queries
 from bench.workload import Workload
-from lake.compaction import compact_all
-from lake.config import LakeConfig
-from lake.ingest import ingest_files
-from lake.landing import LandingWriter, write_segment
-from lake.layout import parse_hour
+from ticklake.build.compaction import compact_all
+from ticklake.config import LakeConfig
+from ticklake.landing.buffer import LandingWriter, write_segment
+from ticklake.landing.ingest import ingest_files
+from ticklake.storage.layout import parse_hour
 
 
 def _cli() -> list[str]:
     script = Path(sys.executable).parent / "ticklake"
-    return [str(script)] if script.exists() else [sys.executable, "-m", "lake.cli"]
+    return [str(script)] if script.exists() else [sys.executable, "-m", "ticklake.cli"]
 
 
 def ticklake_extras(workload: Workload, out: Path) -> dict[str, Any]:

@@ -24,14 +24,14 @@ from typing import Any
 from dagster import materialize
 
 from bench.workload import SCALES, generate
-from lake.config import LakeConfig
-from lake.ingest import ingest_files
-from lake.synthetic import make_contracts, synthetic_ticks, to_jsonl
-from pipelines.definitions import build_definitions
-from pipelines.resources import LakeResource
-from pipelines.settings import PipelineSettings
 from tests.dagster_service import DagsterService, wait_for
 from tests.test_dagster_e2e import BACKFILL, FINISHED, launch_backfill, partition_set
+from ticklake.config import LakeConfig
+from ticklake.demo.synthetic import make_contracts, synthetic_ticks, to_jsonl
+from ticklake.landing.ingest import ingest_files
+from ticklake.pipelines.definitions import build_definitions
+from ticklake.pipelines.resources import LakeResource
+from ticklake.pipelines.settings import PipelineSettings
 
 
 def one_hour(workdir: Path, ticks: int) -> dict[str, Any]:

@@ -22,16 +22,16 @@ from typing import Any
 
 import pyarrow as pa
 
-from catalog import Commit
-from lake.compaction import open_catalog
-from lake.config import LakeConfig
-from lake.datafile import describe_file, write_data_file
-from lake.datasets import TICKS
-from lake.duck import connect_duckdb
-from lake.layout import HOUR_US, hour_key, hour_partition, partition_path
-from lake.query import LakeConnection
-from lake.quoting import quote_literal
-from lake.ticks import FILE_SCHEMA, TICK_TYPES
+from ticklake.build.compaction import open_catalog
+from ticklake.catalog import Commit
+from ticklake.config import LakeConfig
+from ticklake.datasets import TICKS
+from ticklake.query.connection import LakeConnection
+from ticklake.query.duck import connect_duckdb
+from ticklake.query.quoting import quote_literal
+from ticklake.storage.layout import HOUR_US, hour_key, hour_partition, partition_path
+from ticklake.storage.parquet import describe_file, write_data_file
+from ticklake.ticks import FILE_SCHEMA, TICK_TYPES
 
 CONTRACTS = [100_000 + 7 * i for i in range(50)]
 LAST_HOUR = 455_981  # 2022-01-07T05

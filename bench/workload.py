@@ -17,7 +17,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from lake.synthetic import make_contracts, synthetic_ticks, to_jsonl
+from ticklake.demo.synthetic import make_contracts, synthetic_ticks, to_jsonl
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,11 @@
 """The SQLite catalog: datasets, snapshots, files, consumed segments, inverted and Bloom indexes."""
 
-from catalog.bloom import BloomFilter
-from catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict, LeaseHeld, TicklakeError
-from catalog.leases import Lease
-from catalog.pruning import PrunePlan, PruneStep, prune_files
-from catalog.records import ColumnStats, Commit, ConsumedSegment, Dataset, DatasetSpec, LiveFile, NewFile
-from catalog.store import Catalog
+from ticklake.catalog.bloom import BloomFilter
+from ticklake.catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict, LeaseHeld, TicklakeError
+from ticklake.catalog.leases import Lease
+from ticklake.catalog.pruning import PrunePlan, PruneStep, prune_files
+from ticklake.catalog.records import ColumnStats, Commit, ConsumedSegment, Dataset, DatasetSpec, LiveFile, NewFile
+from ticklake.catalog.store import Catalog
 
 __all__ = [
     "BloomFilter",

@@ -6,7 +6,7 @@ from __future__ import annotations
 class TicklakeError(Exception):
     """Root of every error ticklake raises on purpose (the catalog's and the lake library's).
 
-    It lives here, on the bottom floor, so that `lake.errors.LakeError` can derive from it too.
+    It lives here, on the bottom floor, so that `ticklake.errors.LakeError` can derive from it too.
     """
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from catalog.bloom import canonical
-from catalog.records import Dataset
-from catalog.store import _LIVE, Catalog
+from ticklake.catalog.bloom import canonical
+from ticklake.catalog.records import Dataset
+from ticklake.catalog.store import _LIVE, Catalog
 
 
 @dataclass(frozen=True)

@@ -20,10 +20,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from catalog.errors import CatalogError, LeaseHeld
+from ticklake.catalog.errors import CatalogError, LeaseHeld
 
 if TYPE_CHECKING:
-    from catalog.store import Catalog
+    from ticklake.catalog.store import Catalog
 
 
 @dataclass
@@ -103,7 +103,7 @@ def hold_lease(catalog: Catalog, name: str, owner: str, *, ttl: float = 60.0, wa
 
 def _keep(path: Path, lease: Lease, stop: threading.Event) -> None:
     """Renew `lease` every third of its TTL until `stop`, on a connection of this thread's own."""
-    from catalog.store import Catalog
+    from ticklake.catalog.store import Catalog
 
     with Catalog(path) as own:
         while not stop.wait(lease.ttl / 3):

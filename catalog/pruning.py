@@ -13,9 +13,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from catalog.bloom import BloomFilter, canonical
-from catalog.records import Dataset, LiveFile
-from catalog.store import _LIVE, Catalog, _live_file
+from ticklake.catalog.bloom import BloomFilter, canonical
+from ticklake.catalog.records import Dataset, LiveFile
+from ticklake.catalog.store import _LIVE, Catalog, _live_file
 
 _OPS = {"=", "in", "<", "<=", ">", ">="}
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
-from catalog.bloom import BloomFilter
+from ticklake.catalog.bloom import BloomFilter
 
 
 @dataclass(frozen=True)

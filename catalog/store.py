@@ -15,10 +15,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict
-from catalog.leases import Lease, hold_lease
-from catalog.records import Commit, ConsumedSegment, Dataset, DatasetSpec, LiveFile
-from sql import load_sql, migration_names
+from ticklake.catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict
+from ticklake.catalog.leases import Lease, hold_lease
+from ticklake.catalog.records import Commit, ConsumedSegment, Dataset, DatasetSpec, LiveFile
+from ticklake.sql import load_sql, migration_names
 
 _LIVE = "added_snapshot <= :snapshot AND (removed_snapshot IS NULL OR removed_snapshot > :snapshot)"
 
@@ -304,7 +304,7 @@ class Catalog:
                 time.sleep(min(2.0, 0.05 * 2**attempt))
 
     def _commit_once(self, commit: Commit) -> int:
-        from catalog.writes import apply_commit  # keeps this module about connection and reads
+        from ticklake.catalog.writes import apply_commit  # keeps this module about connection and reads
 
         with self.transaction() as db:
             return apply_commit(db, commit, _now())

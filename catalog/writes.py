@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 import sqlite3
 
-from catalog.errors import CommitConflict
-from catalog.records import Commit, NewFile
+from ticklake.catalog.errors import CommitConflict
+from ticklake.catalog.records import Commit, NewFile
 
 
 def apply_commit(db: sqlite3.Connection, commit: Commit, now: str) -> int:

@@ -37,6 +37,6 @@ if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
       exit 1
     fi
   done
-  .venv/bin/python -c "import lake, catalog, duckdb, pyarrow, dagster" # fails loudly if the install did
+  .venv/bin/python -c "import ticklake, ticklake.catalog, duckdb, pyarrow, dagster" # fails loudly if the install did
   touch "$stamp"
 fi

@@ -17,8 +17,8 @@ from typing import Any, TypeVar
 
 import click
 
-from lake.config import LakeConfig
-from lake.errors import TicklakeError
+from ticklake.config import LakeConfig
+from ticklake.errors import TicklakeError
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,8 +79,8 @@ def ingest(ctx: click.Context, files: tuple[str, ...]) -> None:
     is kept. Prints one line per problem kind and exits 1 if anything was quarantined.
     Ingesting the same content again appends nothing.
     """
-    from lake.errors import SchemaError
-    from lake.ingest import ingest_files
+    from ticklake.errors import SchemaError
+    from ticklake.landing.ingest import ingest_files
 
     config = _config(ctx)
     report = ingest_files(config, files, progress=_echo_err)
@@ -104,9 +104,9 @@ def compact(ctx: click.Context, hours: tuple[str, ...], all_hours: bool) -> None
     segments for a compacted hour are merged and the hour's files replaced atomically.
     Re-running with nothing new changes nothing.
     """
-    from lake.compaction import compact_all, compact_hour
-    from lake.errors import ConfigError
-    from lake.layout import parse_hour
+    from ticklake.build.compaction import compact_all, compact_hour
+    from ticklake.errors import ConfigError
+    from ticklake.storage.layout import parse_hour
 
     if bool(hours) == all_hours:
         raise ConfigError("give either --hour YYYY-MM-DDTHH (one or more) or --all")
@@ -138,8 +138,8 @@ def rollup(ctx: click.Context, hours: tuple[str, ...], force: bool) -> None:
     One Parquet file per hour, sorted by (contract_id, minute), replacing the hour's previous
     bars in one commit; an hour without trades ends with no bars.
     """
-    from lake.layout import parse_hour
-    from lake.rollups import build_bars_1m
+    from ticklake.build.rollups import build_bars_1m
+    from ticklake.storage.layout import parse_hour
 
     config = _config(ctx)
     parsed = [parse_hour(text) for text in hours]
@@ -177,15 +177,15 @@ def sql(ctx: click.Context, query: str, fmt: str, output: Path | None, explain: 
     Predicates on timestamp, date, hour, tick_type, contract_id, exchange and symbol prune the
     files through the catalog before DuckDB opens any file.
     """
-    from lake.output import write_result
-    from lake.query import LakeConnection
+    from ticklake.query.connection import LakeConnection
+    from ticklake.query.output import write_result
 
     with LakeConnection(_config(ctx), snapshot=snapshot) as lake:
         if explain:
             click.echo(lake.explain(query))
             return
         if output is not None:
-            from lake.results import save_result
+            from ticklake.query.results import save_result
 
             rows = save_result(lake, query, output)
             _echo_err(f"wrote {rows:,} rows to {output}")
@@ -216,7 +216,7 @@ def has(ctx: click.Context, contract_id: int, day: Any) -> None:
 
     Prints "yes: ..." or "no: ..." and exits 0 either way.
     """
-    from lake.inventory import has_contract
+    from ticklake.status import has_contract
 
     d: date = day.date()
     found = has_contract(_config(ctx), contract_id, d)
@@ -231,7 +231,7 @@ def has(ctx: click.Context, contract_id: int, day: Any) -> None:
 @catch_errors
 def status(ctx: click.Context) -> None:
     """Snapshot, live files, rows and bytes, and what waits in the landing buffer."""
-    from lake.inventory import lake_status
+    from ticklake.status import lake_status
 
     s = lake_status(_config(ctx))
     click.echo(
@@ -262,7 +262,7 @@ def demo(ctx: click.Context, n_ticks: int, contracts: int, day: Any, seed: int, 
     Starts from an empty lake at the root unless --keep (a root that is not a ticklake
     lake is never deleted).
     """
-    from lake.demo import run_demo
+    from ticklake.demo.run import run_demo
 
     run_demo(_config(ctx), n_ticks=n_ticks, contracts=contracts, day=day.date(), seed=seed, fresh=not keep, echo=click.echo)
 

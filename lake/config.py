@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from lake.errors import ConfigError
+from ticklake.errors import ConfigError
 
 
 @dataclass(frozen=True)

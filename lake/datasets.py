@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from catalog import DatasetSpec
-from lake.ticks import SQL_COLUMNS
+from ticklake.catalog import DatasetSpec
+from ticklake.ticks import SQL_COLUMNS
 
 TICKS = DatasetSpec(
     name="ticks",
@@ -15,7 +15,7 @@ TICKS = DatasetSpec(
     bloom_columns=("contract_id", "symbol"),
 )
 
-# One row per contract and minute with trades; built per event hour by `lake.rollups`.
+# One row per contract and minute with trades; built per event hour by `ticklake.build.rollups`.
 BARS_1M = DatasetSpec(
     name="bars_1m",
     location="lake/bars_1m",

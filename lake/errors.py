@@ -3,7 +3,7 @@ which is all the CLI's error boundary and the pipelines catch."""
 
 from __future__ import annotations
 
-from catalog.errors import TicklakeError
+from ticklake.catalog.errors import TicklakeError
 
 __all__ = ["ConfigError", "LakeError", "NotFoundError", "QueryError", "SchemaError", "StorageError", "TicklakeError"]
 

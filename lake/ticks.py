@@ -1,7 +1,7 @@
 """The tick record: its landing (JSON) rules, its Arrow schema, and the per-record validator.
 
 The validator here is the one definition of what a valid tick is and why a line is rejected;
-the vectorised fast path in `lake.jsonl` only decides which lines need it.
+the vectorised fast path in `ticklake.landing.jsonl` only decides which lines need it.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def validate(obj: Any) -> dict[str, Any]:
     >>> validate({"timestamp": "2022-01-07T05:00:00Z", "contract_id": 1, "tick_type": "last"})
     Traceback (most recent call last):
     ...
-    lake.ticks.Invalid: field 'price' missing (required for tick_type 'last')
+    ticklake.ticks.Invalid: field 'price' missing (required for tick_type 'last')
     """
     if not isinstance(obj, dict):
         raise Invalid("not_an_object", None, f"line is a JSON {_json_type(obj)}, not an object")

@@ -20,15 +20,15 @@ from dagster import (
     asset,
 )
 
-from catalog import CatalogLocked, CommitConflict, LeaseHeld
-from lake.compaction import HourResult, compact_hour
-from lake.datasets import BARS_1M, TICKS
-from lake.errors import TicklakeError
-from lake.landing import purge_consumed
-from lake.leases import partition_lease
-from lake.rollups import RollupResult, build_bars_1m
-from pipelines.partitions import partition_hour
-from pipelines.resources import LakeResource
+from ticklake.build.compaction import HourResult, compact_hour
+from ticklake.build.hours import partition_lease
+from ticklake.build.rollups import RollupResult, build_bars_1m
+from ticklake.catalog import CatalogLocked, CommitConflict, LeaseHeld
+from ticklake.datasets import BARS_1M, TICKS
+from ticklake.errors import TicklakeError
+from ticklake.landing.buffer import purge_consumed
+from ticklake.pipelines.partitions import partition_hour
+from ticklake.pipelines.resources import LakeResource
 
 Metadata = str | int | float | MetadataValue
 

@@ -1,5 +1,5 @@
 """Blocking asset checks on `ticks`, per partition: a failure (severity ERROR) keeps `bars_1m` of
-that hour from being built. The checks themselves are `lake.checks` functions.
+that hour from being built. The checks themselves are `ticklake.build.health` functions.
 """
 
 # No `from __future__ import annotations`: Dagster reads the context and resource parameter
@@ -18,10 +18,10 @@ from dagster import (
     asset_check,
 )
 
-from lake.checks import CheckOutcome, check_files_match_storage, check_no_overlapping_files, check_rows_reconcile
-from lake.config import LakeConfig
-from pipelines.partitions import partition_hour
-from pipelines.resources import LakeResource
+from ticklake.build.health import CheckOutcome, check_files_match_storage, check_no_overlapping_files, check_rows_reconcile
+from ticklake.config import LakeConfig
+from ticklake.pipelines.partitions import partition_hour
+from ticklake.pipelines.resources import LakeResource
 
 CHECKS: tuple[tuple[str, Callable[[LakeConfig, int], CheckOutcome]], ...] = (
     ("rows_reconcile", check_rows_reconcile),

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
-from lake.datasets import BARS_1M, TICKS
-from pipelines.assets import build_assets
-from pipelines.checks import build_checks
-from pipelines.partitions import hourly_partitions
-from pipelines.resources import LakeResource
-from pipelines.schedules import build_hourly_schedule
-from pipelines.sensors import build_late_data_sensor
-from pipelines.settings import PipelineSettings
+from ticklake.datasets import BARS_1M, TICKS
+from ticklake.pipelines.assets import build_assets
+from ticklake.pipelines.checks import build_checks
+from ticklake.pipelines.partitions import hourly_partitions
+from ticklake.pipelines.resources import LakeResource
+from ticklake.pipelines.schedules import build_hourly_schedule
+from ticklake.pipelines.sensors import build_late_data_sensor
+from ticklake.pipelines.settings import PipelineSettings
 
 
 def build_definitions(settings: PipelineSettings | None = None) -> Definitions:

@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from dagster import HourlyPartitionsDefinition
 
-from lake.layout import HOUR_US
-from pipelines.settings import PARTITION_FORMAT
+from ticklake.pipelines.settings import PARTITION_FORMAT
+from ticklake.storage.layout import HOUR_US
 
 
 def hourly_partitions(start: str) -> HourlyPartitionsDefinition:

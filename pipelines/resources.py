@@ -5,7 +5,7 @@ from __future__ import annotations
 from dagster import ConfigurableResource
 from pydantic import Field
 
-from lake.config import LakeConfig
+from ticklake.config import LakeConfig
 
 
 class LakeResource(ConfigurableResource):

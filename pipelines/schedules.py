@@ -18,7 +18,7 @@ from dagster import (
     schedule,
 )
 
-from pipelines.settings import PARTITION_FORMAT
+from ticklake.pipelines.settings import PARTITION_FORMAT
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition

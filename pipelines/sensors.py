@@ -31,11 +31,11 @@ from dagster import (
     sensor,
 )
 
-from lake.arrivals import WaitingHour, waiting_hours
-from lake.datasets import TICKS
-from pipelines.partitions import partition_hour, partition_key
-from pipelines.resources import LakeResource
-from pipelines.settings import PARTITION_FORMAT
+from ticklake.datasets import TICKS
+from ticklake.landing.arrivals import WaitingHour, waiting_hours
+from ticklake.pipelines.partitions import partition_hour, partition_key
+from ticklake.pipelines.resources import LakeResource
+from ticklake.pipelines.settings import PARTITION_FORMAT
 
 if TYPE_CHECKING:
     from dagster._core.definitions.unresolved_asset_job_definition import UnresolvedAssetJobDefinition

@@ -1,4 +1,4 @@
-"""Settings of the Dagster code location, declared once (like `lake.config.SETTINGS`) and read
+"""Settings of the Dagster code location, declared once (like `ticklake.config.SETTINGS`) and read
 from ``TICKLAKE_*`` variables when the code location loads its definitions, never at import.
 """
 
@@ -10,8 +10,8 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
-from lake.config import Setting
-from lake.errors import ConfigError
+from ticklake.config import Setting
+from ticklake.errors import ConfigError
 
 PARTITION_FORMAT = "%Y-%m-%d-%H:%M"  # Dagster's hourly partition keys: 2022-01-07-06:00
 

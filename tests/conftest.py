@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
-from lake.config import LakeConfig
+from ticklake.config import LakeConfig
 
 # Hypothesis keeps caches in a folder; tests never write to the working directory.
 os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempdir()) / "ticklake-hypothesis"))

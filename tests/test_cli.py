@@ -27,7 +27,7 @@ def run(
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
     full_env.update(env or {})
     return subprocess.run(
-        [sys.executable, "-m", "lake.cli", *args],
+        [sys.executable, "-m", "ticklake.cli", *args],
         cwd=cwd,
         env=full_env,
         input=stdin.decode() if stdin is not None else None,
@@ -249,7 +249,7 @@ def test_demo_runs_end_to_end_and_keeps_unrelated_files(tmp_path: Path) -> None:
 def test_sql_stays_lean_no_pandas_or_dagster_imported(lake_root: Path) -> None:
     probe = (
         "import sys\n"
-        "from lake.cli import main\n"
+        "from ticklake.cli import main\n"
         f"sys.argv = ['ticklake', '--root', {str(lake_root)!r}, 'sql', "
         "\"SELECT count(*) FROM ticks WHERE contract_id = 22 AND timestamp >= '2022-01-07 06:00'\", '--format', 'csv']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"

@@ -1,4 +1,4 @@
-"""Tests for lake.ticks: the tick record rules (validate, decode_line) and timestamp parsing."""
+"""Tests for ticklake.ticks: the tick record rules (validate, decode_line) and timestamp parsing."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from lake.ticks import MAX_US, ROW_SCHEMA, Invalid, decode_line, timestamp_us, validate
+from ticklake.ticks import MAX_US, ROW_SCHEMA, Invalid, decode_line, timestamp_us, validate
 
 T0 = 1641531600_000000  # 2022-01-07T05:00:00Z in epoch microseconds
 TS = "2022-01-07T05:00:00Z"

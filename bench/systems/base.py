@@ -12,8 +12,8 @@ import duckdb
 import pyarrow as pa
 
 from bench.queries import Query
-from lake.duck import connect_duckdb
-from lake.quoting import literal_list
+from ticklake.query.duck import connect_duckdb
+from ticklake.query.quoting import literal_list
 
 # The JSONL columns as DuckDB reads them (explicit, so every system sees the same types).
 JSON_COLUMNS = {

@@ -28,8 +28,8 @@ import duckdb
 
 from bench.queries import Query
 from bench.systems.base import JSON_COLUMNS, LoadReport, Plan, System, duck, files_read, read_jsonl
-from lake.duck import load_extension
-from lake.quoting import quote_identifier, quote_literal
+from ticklake.query.duck import load_extension
+from ticklake.query.quoting import quote_identifier, quote_literal
 
 LAKE = "lake"
 PARTITIONS = "year(timestamp), month(timestamp), day(timestamp), hour(timestamp)"

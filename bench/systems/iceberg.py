@@ -35,7 +35,7 @@ from pyiceberg.types import DoubleType, IcebergType, ListType, LongType, NestedF
 
 from bench.queries import Query
 from bench.systems import base
-from lake.quoting import literal_list, quote_identifier
+from ticklake.query.quoting import literal_list, quote_identifier
 
 TABLE = "bench.ticks"
 # DuckDB column types of the workload (base.JSON_COLUMNS) as Iceberg types; timestamptz is µs UTC.

@@ -10,7 +10,7 @@ import duckdb
 
 from bench.queries import Query
 from bench.systems.base import LoadReport, Plan, System, duck, files_read, folder_size, read_jsonl
-from lake.quoting import quote_literal
+from ticklake.query.quoting import quote_literal
 
 
 class RawDuckDBSystem(System):

@@ -9,10 +9,10 @@ from typing import Any
 
 from bench.queries import Query
 from bench.systems.base import LoadReport, Plan, System
-from lake.compaction import compact_all
-from lake.config import LakeConfig
-from lake.ingest import ingest_files
-from lake.query import LakeConnection
+from ticklake.build.compaction import compact_all
+from ticklake.config import LakeConfig
+from ticklake.landing.ingest import ingest_files
+from ticklake.query.connection import LakeConnection
 
 
 class TicklakeSystem(System):

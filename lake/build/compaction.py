@@ -1,0 +1,260 @@
+"""Hourly compaction: an hour's sealed landing segments (plus its existing Parquet, for late data)
+become one sorted zstd Parquet file per tick type, committed to the catalog in one transaction.
+
+Exactly-once: a segment is recognised by its content hash; the catalog refuses to consume a hash
+twice and to replace files another writer replaced first (CommitConflict, then a retry re-reads
+the hour). Segments are retired only after the commit, so a crash anywhere leaves either the old
+state or the new one, never a half of each.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ticklake.catalog import Catalog, Commit, CommitConflict, ConsumedSegment, Dataset, NewFile
+from ticklake.config import LakeConfig
+from ticklake.storage.parquet import describe_file, new_file_path, sort_ticks, write_data_file
+from ticklake.datasets import TICKS
+from ticklake.errors import StorageError
+from ticklake.landing.jsonl import LINE, Lines, Parsed, Reject, parse_jsonl
+from ticklake.landing.buffer import Segment, purge_consumed, retire_segment, sealed_segments
+from ticklake.storage.layout import HOUR_US, hour_key, hour_partition, landing_dir, partition_path
+from ticklake.landing.quarantine import write_quarantine
+from ticklake.landing.sidecar import purge_orphans, read_sidecar
+from ticklake.storage.files import read_bytes, sha256_hex
+from ticklake.ticks import FILE_SCHEMA, TICK_TYPES
+
+_ATTEMPTS = 5
+
+
+@dataclass
+class HourResult:
+    """What compacting one hour did; ``lines == stored + quarantined`` over the new segments."""
+
+    hour: str
+    snapshot: int | None = None
+    segments: int = 0
+    duplicate_segments: int = 0
+    from_sidecar: int = 0  # segments whose rows were read from their sidecar instead of parsed
+    lines: int = 0
+    stored: int = 0
+    quarantined: int = 0
+    rows: int = 0
+    files: list[str] = field(default_factory=list)
+    replaced_files: int = 0
+    bytes: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        """A one-line account of the hour."""
+        if self.snapshot is None and not self.segments:
+            extra = f" ({self.duplicate_segments} already-consumed segments retired)" if self.duplicate_segments else ""
+            return f"{self.hour}: nothing new{extra}"
+        return (
+            f"{self.hour}: {self.segments} segments, {self.lines:,} lines -> {self.stored:,} stored, "
+            f"{self.quarantined:,} quarantined; hour now {self.rows:,} rows in {len(self.files)} files "
+            f"({self.bytes:,} bytes, {self.replaced_files} replaced), snapshot {self.snapshot}, {self.seconds:.2f}s"
+        )
+
+
+def open_catalog(config: LakeConfig) -> tuple[Catalog, Dataset]:
+    """The lake's catalog, created on first use, and its ticks dataset."""
+    catalog = Catalog(config.catalog_path)
+    return catalog, catalog.ensure_dataset(TICKS)
+
+
+def pending_hours(config: LakeConfig) -> list[int]:
+    """Event hours with sealed segments in the landing buffer."""
+    return sorted({s.hour for s in sealed_segments(config.root)})
+
+
+def compact_all(config: LakeConfig, progress: Callable[[str], None] | None = None) -> list[HourResult]:
+    """Compact every hour that has sealed segments, then purge expired retired segments.
+
+    Hours are independent, so they run in parallel (``threads`` workers, default one per core),
+    each with its own catalog connection; commits still serialise in SQLite.
+    """
+    open_catalog(config)[0].close()  # create and migrate once, before the workers race
+    hours = pending_hours(config)
+    workers = max(1, min(len(hours), config.threads or os.cpu_count() or 1))
+    results: list[HourResult] = []
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="compact") as pool:
+        # Parallel hours already use every core: parsing inside an hour then stays single-threaded.
+        threads = None if workers == 1 else False
+        for result in pool.map(lambda h: compact_hour(config, h, parse_threads=threads), hours):
+            results.append(result)
+            if progress:
+                progress(result.summary())
+    purge_consumed(config.root, config.segment_retention_hours)
+    purge_orphans(landing_dir(config.root))
+    return results
+
+
+def compact_hour(
+    config: LakeConfig,
+    hour: int,
+    *,
+    catalog: Catalog | None = None,
+    dataset: Dataset | None = None,
+    parse_threads: bool | None = None,
+) -> HourResult:
+    """Compact one event hour (hours since the epoch; see `ticklake.storage.layout.parse_hour`)."""
+    own = catalog is None
+    if catalog is None or dataset is None:
+        catalog, dataset = open_catalog(config)
+    try:
+        for attempt in range(_ATTEMPTS):
+            try:
+                return _compact_once(config, catalog, dataset, hour, parse_threads)
+            except CommitConflict:
+                if attempt == _ATTEMPTS - 1:
+                    raise
+                time.sleep(0.05 * 2**attempt)
+        raise AssertionError("unreachable")
+    finally:
+        if own:
+            catalog.close()
+
+
+def _compact_once(
+    config: LakeConfig, catalog: Catalog, dataset: Dataset, hour: int, parse_threads: bool | None = None
+) -> HourResult:
+    started = time.perf_counter()
+    result = HourResult(hour_key(hour))
+    segments = sealed_segments(config.root, hour)
+    contents = {s.path: read_bytes(s.path) for s in segments}
+    hashes = {s.path: sha256_hex(contents[s.path]) for s in segments}
+    consumed = catalog.consumed(list(hashes.values()))
+    seen: set[str] = set()
+    fresh: list[Segment] = []
+    for s in segments:
+        digest = hashes[s.path]
+        if digest in consumed or digest in seen:
+            result.duplicate_segments += 1  # the same content delivered again: counted once
+        else:
+            fresh.append(s)
+            seen.add(digest)
+    stale = [s for s in segments if s not in fresh]
+    if not fresh:
+        _retire(config, stale)
+        result.seconds = time.perf_counter() - started
+        return result
+
+    new_tables: list[pa.Table] = []
+    consumed_records: list[ConsumedSegment] = []
+    for s in fresh:
+        table, rejects, lines, reused = _read_segment(s, contents[s.path], hashes[s.path], hour, parse_threads)
+        result.from_sidecar += reused
+        source = s.path.relative_to(config.root).as_posix()
+        write_quarantine(config.root, f"segment-{hashes[s.path][:16]}", source, rejects)
+        new_tables.append(table)
+        consumed_records.append(
+            ConsumedSegment(source, s.bytes, hashes[s.path], hour_key(hour), lines, table.num_rows, len(rejects))
+        )
+        result.lines += lines
+        result.stored += table.num_rows
+        result.quarantined += len(rejects)
+
+    base = hour_partition(hour)
+    partitions = {t: {"tick_type": t, **base} for t in TICK_TYPES}
+    live = catalog.live_files(dataset.dataset_id, partition_paths=[partition_path(p) for p in partitions.values()])
+    merged = _merge(config, live, new_tables)
+    files: list[NewFile] = []
+    for tick_type, partition in partitions.items():
+        part = merged.filter(pc.equal(merged.column("tick_type"), tick_type))
+        if part.num_rows == 0:
+            continue
+        part = sort_ticks(part.drop_columns(["tick_type"]))
+        rel = new_file_path(TICKS, partition)
+        size = write_data_file(config.root, rel, part, config)
+        files.append(describe_file(TICKS, rel, partition, part, size, config))
+    summary = {
+        "hour": hour_key(hour),
+        "lines": result.lines,
+        "rows_stored": result.stored,
+        "rows_quarantined": result.quarantined,
+        "rows_in_hour": merged.num_rows,
+    }
+    commit = Commit(
+        dataset_id=dataset.dataset_id,
+        operation="compact",
+        add_files=tuple(files),
+        remove_file_ids=tuple(f.file_id for f in live),
+        replace_partitions=tuple(partition_path(p) for p in partitions.values()),
+        consume_segments=tuple(consumed_records),
+        summary=summary,
+    )
+    try:
+        result.snapshot = catalog.commit(commit, retries=3)
+    except BaseException:
+        for f in files:  # the commit did not happen: nothing references them
+            (config.root / f.path).unlink(missing_ok=True)
+        raise
+    _retire(config, segments)
+    result.segments = len(fresh)
+    result.rows = merged.num_rows
+    result.files = [f.path for f in files]
+    result.bytes = sum(f.bytes for f in files)
+    result.replaced_files = len(live)
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _read_segment(
+    segment: Segment, data: bytes, digest: str, hour: int, parse_threads: bool | None = None
+) -> tuple[pa.Table, list[Reject], int, bool]:
+    """Valid rows of a segment that belong to its hour, its rejects, its line count, and whether
+    the rows came from a sidecar.
+
+    Rows come from the segment's sidecar when ingest left one bound to this exact content
+    (every line valid, parsed once already), otherwise from parsing the JSONL.
+    """
+    lines = Lines(data)
+    rows = read_sidecar(segment.path, digest, len(data), len(lines))
+    if rows is not None:
+        parsed = Parsed(rows.append_column(LINE, pa.array(np.arange(rows.num_rows, dtype=np.int64))), [], lines, 0)
+    else:
+        parsed = parse_jsonl(data, use_threads=parse_threads, lines=lines)
+    table = parsed.table
+    rejects = list(parsed.rejects)
+    hours = pc.divide(pc.cast(table.column("timestamp"), pa.int64()), HOUR_US)
+    inside = pc.equal(hours, hour)
+    if not pc.all(inside).as_py():
+        # A producer routed a tick into the wrong hour folder: keep it in quarantine, where
+        # `ticklake ingest` can re-route the raw line, rather than store it in the wrong partition.
+        outside = pc.filter(table.column(LINE), pc.invert(inside)).to_pylist()
+        stamps = pc.filter(table.column("timestamp"), pc.invert(inside)).to_pylist()
+        for i, stamp in zip(outside, stamps, strict=True):
+            message = f"field 'timestamp' {stamp.isoformat()} is outside the segment's hour {hour_key(hour)}"
+            rejects.append(Reject(parsed.first_line + i, "wrong_hour", "timestamp", message, parsed.lines[i]))
+        table = table.filter(inside)
+        rejects.sort(key=lambda r: r.line)
+    return table.drop_columns([LINE]), rejects, parsed.rows_in, rows is not None
+
+
+def _merge(config: LakeConfig, live: list, new_tables: list[pa.Table]) -> pa.Table:
+    """Existing rows of the hour (from its live files) followed by the new rows, as ROW_SCHEMA."""
+    pieces: list[pa.Table] = []
+    for f in live:
+        try:
+            existing = pq.read_table(config.root / f.path, schema=FILE_SCHEMA)
+        except OSError as e:
+            raise StorageError(f"{config.root / f.path}: cannot read data file listed in the catalog: {e}") from e
+        tick = pa.array([f.partition_values["tick_type"]] * existing.num_rows, pa.string())
+        pieces.append(existing.add_column(2, "tick_type", tick))
+    pieces.extend(new_tables)
+    return pa.concat_tables(pieces) if pieces else new_tables[0]
+
+
+def _retire(config: LakeConfig, segments: list[Segment]) -> None:
+    for s in segments:
+        retire_segment(config.root, s.path, config.segment_retention_hours)

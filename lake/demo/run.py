@@ -1,0 +1,170 @@
+"""The main job, end to end on an embedded lake: generate, ingest, compact, query, explain.
+
+A synthetic trading day (hundreds of contracts, skewed activity, all tick types, several
+exchanges) plus the real EUR/USD quotes shipped in ``lake/data`` go through the same path a
+production feed takes; a few malformed lines show quarantine at work. Example queries from
+``sql/demo`` print their results with how many files the catalog let DuckDB open.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, date, datetime
+from datetime import time as dtime
+from io import StringIO
+from pathlib import Path
+
+import pyarrow.compute as pc
+
+from ticklake.build.compaction import compact_all
+from ticklake.build.rollups import build_bars_1m
+from ticklake.config import LakeConfig
+from ticklake.demo.eurusd import EURUSD_CONTRACT_ID, eurusd_ticks
+from ticklake.demo.synthetic import make_contracts, synthetic_ticks, to_jsonl
+from ticklake.errors import ConfigError
+from ticklake.landing.ingest import ingest_files
+from ticklake.query.connection import LakeConnection
+from ticklake.query.output import write_result
+from ticklake.sql import load_sql
+from ticklake.status import has_contract
+from ticklake.storage.layout import parse_hour
+
+# Three lines a real recorder might emit on a bad day; they end up in quarantine, with reasons.
+GLITCHES = b"""{"timestamp":"2022-01-07T15:00:00Z","contract_id":"AAPL","tick_type":"last","price":1}
+{"timestamp":"2022-01-07T15:00:01Z","contract_id":265598,"tick_type":"last"}
+{"timestamp":"2022-01-07T15:00:02Z","contract_id":265598,"tick_type":"last","price":
+"""
+DEMO_QUERIES = ("01_overview", "02_one_contract_one_hour", "03_vwap_bars", "04_eurusd_spread", "05_asof_quotes", "06_bars_1m")
+
+
+def clear_lake(root: Path) -> None:
+    """Remove a lake's own files below `root` (catalog, landing, lake); nothing else is touched."""
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"lake root {root} is a file, not a folder")
+    for name in ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"):
+        (root / name).unlink(missing_ok=True)
+    for name in ("landing", "lake"):
+        shutil.rmtree(root / name, ignore_errors=True)
+
+
+def run_demo(
+    config: LakeConfig,
+    *,
+    n_ticks: int = 500_000,
+    contracts: int = 300,
+    day: date = date(2022, 1, 7),
+    seed: int = 7,
+    fresh: bool = True,
+    echo: Callable[[str], None] = print,
+) -> dict[str, float]:
+    """Run the demo on `config.root` and return its headline figures."""
+    root = config.root
+    if fresh:
+        clear_lake(root)
+    root.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, float] = {}
+    echo(f"ticklake demo: lake at {root.resolve()}")
+
+    started = time.perf_counter()
+    universe = make_contracts(contracts, seed=seed)
+    synthetic = synthetic_ticks(day, universe, n_ticks, seed=seed)
+    real = eurusd_ticks()
+    with tempfile.TemporaryDirectory(prefix="ticklake-demo-") as tmp:
+        inputs = [
+            Path(tmp) / f"recorder-{day}.jsonl",
+            Path(tmp) / "eurusd-2020-01-01.jsonl",
+            Path(tmp) / "recorder-glitches.jsonl",
+        ]
+        inputs[0].write_bytes(to_jsonl(synthetic))
+        inputs[1].write_bytes(to_jsonl(real))
+        inputs[2].write_bytes(GLITCHES)
+        jsonl_bytes = sum(p.stat().st_size for p in inputs)
+        echo(
+            f"generated {synthetic.num_rows:,} synthetic ticks ({contracts} contracts) + {real.num_rows:,} real EUR/USD quotes "
+            f"in {time.perf_counter() - started:.1f}s"
+        )
+
+        report = ingest_files(config, inputs)
+    echo(report.summary())
+    for line in report.problems:
+        echo(f"  quarantined {line}")
+    figures["ingest_ticks_per_s"] = report.lines / report.seconds
+
+    t0 = time.perf_counter()
+    results = compact_all(config)
+    seconds = time.perf_counter() - t0
+    stored = sum(r.stored for r in results)
+    data_bytes = sum(r.bytes for r in results)
+    figures["compact_ticks_per_s"] = stored / seconds
+    figures["bytes_per_tick"] = data_bytes / stored
+    figures["jsonl_bytes_per_tick"] = jsonl_bytes / report.lines
+    echo(
+        f"compacted {len(results)} hours: {stored:,} ticks into {sum(len(r.files) for r in results)} Parquet files "
+        f"in {seconds:.1f}s ({stored / seconds:,.0f} ticks/s)"
+    )
+    echo(
+        f"on disk: {data_bytes / stored:.1f} bytes/tick in Parquet vs {jsonl_bytes / report.lines:.1f} in JSONL "
+        f"({jsonl_bytes / data_bytes:.0f}x smaller)"
+    )
+    echo(f"reconciled: {report.lines:,} lines in = {stored:,} stored + {report.quarantined:,} quarantined")
+
+    t0 = time.perf_counter()
+    rollups = [build_bars_1m(config, parse_hour(r.hour)) for r in results]
+    echo(
+        f"rolled up {len(rollups)} hours into {sum(r.rows for r in rollups):,} 1-minute bars (dataset bars_1m) "
+        f"in {time.perf_counter() - t0:.1f}s"
+    )
+
+    # Pick a busy and a rare contract from the data itself.
+    counts = pc.value_counts(synthetic.column("contract_id")).to_pylist()
+    counts.sort(key=lambda c: (-c["counts"], c["values"]))
+    busy, rare = counts[0]["values"], counts[len(counts) * 3 // 4]["values"]
+    session = datetime.combine(day, dtime(14, 30), tzinfo=UTC)
+    rare_hour = (
+        pc.min(pc.filter(synthetic.column("timestamp"), pc.equal(synthetic.column("contract_id"), rare)))
+        .as_py()
+        .replace(minute=0, second=0, microsecond=0)
+    )
+    params = {
+        "contract": busy,
+        "session_start": session.strftime("%Y-%m-%d %H:%M:%S"),
+        "hour_start": rare_hour.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    with LakeConnection(config) as lake:
+        for name in DEMO_QUERIES:
+            values = dict(params, contract=rare) if name == "02_one_contract_one_hour" else params
+            _show_query(lake, name, values, echo)
+
+    echo("")
+    echo("-- catalog only (no data file opened): does a contract have data on a day?")
+    for contract, d in ((rare, day), (EURUSD_CONTRACT_ID, date(2020, 1, 1)), (EURUSD_CONTRACT_ID, day)):
+        found = has_contract(config, contract, d)
+        answer = f"yes, {found.rows:,} ticks in {found.files} files" if found.found else "no"
+        echo(f"ticklake has --contract {contract} --date {d}: {answer}")
+    figures["seconds"] = time.perf_counter() - started
+    echo(f'demo finished in {figures["seconds"]:.1f}s; try: ticklake --root {root} sql "SELECT count(*) FROM ticks"')
+    return figures
+
+
+def _show_query(lake: LakeConnection, name: str, values: dict[str, object], echo: Callable[[str], None]) -> None:
+    text = load_sql(f"demo/{name}")
+    query = "\n".join(line for line in text.splitlines() if not line.startswith("--")).format(**values).strip()
+    comment = " ".join(line[2:].strip() for line in text.splitlines() if line.startswith("--"))
+    echo("")
+    echo(f"-- {comment}")
+    echo(query)
+    plan = lake.plan(query)
+    started = time.perf_counter()
+    relation = lake.sql(query)
+    rows = relation.fetchall()
+    seconds = time.perf_counter() - started
+    out = StringIO()
+    write_result(relation.columns, rows, "table", out)
+    echo(out.getvalue().rstrip())
+    for ref in plan.refs:
+        steps = " -> ".join(f"{s.name} {s.files}" for s in ref.plan.steps)
+        name = ref.text + (f" AS {ref.alias}" if ref.alias else "")
+        echo(f"   {name}: files {steps} (read {len(ref.plan.files)} of {ref.plan.steps[0].files}); {seconds * 1000:.0f} ms")

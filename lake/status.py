@@ -1,0 +1,58 @@
+"""Catalog-only answers about the lake: "does contract X have data on day D?" and lake status."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+from ticklake.catalog import Catalog
+from ticklake.catalog.inventory import Presence, value_presence
+from ticklake.config import LakeConfig
+from ticklake.datasets import TICKS
+from ticklake.errors import NotFoundError
+from ticklake.landing.buffer import sealed_segments
+
+
+def _catalog(config: LakeConfig) -> Catalog:
+    if not config.catalog_path.exists():
+        raise NotFoundError(f"lake {config.root}: no catalog.sqlite (nothing compacted yet?)")
+    return Catalog(config.catalog_path, read_only=True)
+
+
+def has_contract(config: LakeConfig, contract_id: int, day: date) -> Presence:
+    """Rows of `contract_id` on `day` (UTC), from the catalog's inverted index; opens no data file."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    lo = int(start.timestamp()) * 1_000_000
+    hi = int((start + timedelta(days=1)).timestamp()) * 1_000_000
+    with _catalog(config) as catalog:
+        dataset = catalog.dataset(TICKS.name)
+        if dataset is None:
+            raise NotFoundError(f"lake {config.root}: dataset 'ticks' not registered")
+        return value_presence(catalog, dataset, "contract_id", contract_id, lo, hi)
+
+
+@dataclass(frozen=True)
+class Status:
+    """Counts that describe a lake at a glance."""
+
+    snapshot: int
+    files: int
+    rows: int
+    bytes: int
+    pending_segments: int
+    pending_bytes: int
+    consumed_segments: int
+
+
+def lake_status(config: LakeConfig) -> Status:
+    """Current snapshot, live files/rows/bytes, and what waits in the landing buffer."""
+    pending = sealed_segments(config.root)
+    snapshot = files = rows = size = consumed = 0
+    if config.catalog_path.exists():
+        with Catalog(config.catalog_path, read_only=True) as catalog:
+            snapshot = catalog.current_snapshot()
+            files, rows, size = catalog.db.execute(
+                "SELECT count(*), coalesce(sum(rows), 0), coalesce(sum(bytes), 0) FROM files WHERE removed_snapshot IS NULL"
+            ).fetchone()
+            consumed = catalog.db.execute("SELECT count(*) FROM segments").fetchone()[0]
+    return Status(snapshot, files, rows, size, len(pending), sum(s.bytes for s in pending), consumed)
