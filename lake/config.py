@@ -1,60 +1,103 @@
 """Configuration: one frozen dataclass, built at the edges (CLI options, TICKLAKE_* variables, a Dagster resource).
 
-Nothing here reads the environment at import time; `LakeConfig.from_env` does, when called.
-Every setting is declared once in `SETTINGS` with its default and help; the README lists them all.
+Each setting is declared once, as a field of its dataclass made with `setting(default, help)`; its
+type is the field's annotation and its variable is TICKLAKE_<NAME>. `SETTINGS` is derived from
+`LakeConfig` (and `ticklake.pipelines.settings.PIPELINE_SETTINGS` likewise), the README lists them
+all, and `read_env` parses any of them. Nothing here reads the environment at import time.
 """
 
 from __future__ import annotations
 
 import os
 import socket
-from collections.abc import Mapping
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, get_type_hints
 
 from ticklake.errors import ConfigError
+
+_T = TypeVar("_T")
+
+# The types a setting may have: how its variable's text is parsed, and what a bad value was expected to be.
+_PARSERS: dict[type, tuple[Callable[[str], Any], str]] = {
+    int: (int, "an integer"),
+    float: (float, "a float"),
+    str: (str, "a string"),
+    Path: (Path, "a path"),
+}
 
 
 @dataclass(frozen=True)
 class Setting:
-    """One configuration setting: its name, default, environment variable and help."""
+    """One configuration setting, derived from its dataclass field: name, type, default and help."""
 
     name: str
+    type: type
     default: Any
     help: str
+
+    def __post_init__(self) -> None:
+        if self.type not in _PARSERS:
+            raise TypeError(f"setting {self.name}: type {self.type!r} cannot be read from the environment")
 
     @property
     def env(self) -> str:
         """The environment variable that sets it."""
         return "TICKLAKE_" + self.name.upper()
 
+    def parse(self, text: str) -> Any:
+        """The value of its variable's `text`, by the setting's type.
 
-SETTINGS: tuple[Setting, ...] = (
-    Setting("root", "./lakehouse", "Lake root folder: landing buffer, Parquet files and catalog.sqlite live below it."),
-    Setting("writer_id", "", "Name of this landing writer, used in segment file names (default: host-pid)."),
-    Setting("segment_max_bytes", 64 * 1024 * 1024, "A landing segment is sealed and a new one started past this size."),
-    Setting("segment_retention_hours", 168, "Consumed landing segments are kept this long after their commit, then deleted."),
-    Setting("row_group_rows", 32768, "Rows per Parquet row group; smaller prunes finer on contract_id, larger scans faster."),
-    Setting("zstd_level", 3, "zstd compression level of Parquet files."),
-    Setting("bloom_fpp", 0.01, "False-positive rate of the per-file Bloom filters."),
-    Setting("threads", 0, "Worker threads for parsing and DuckDB (0: one per core)."),
-)
-_BY_NAME = {s.name: s for s in SETTINGS}
+        >>> Setting("bloom_fpp", float, 0.01, "").parse("0.5")
+        0.5
+        >>> Setting("zstd_level", int, 3, "").parse("high")
+        Traceback (most recent call last):
+        ticklake.errors.ConfigError: TICKLAKE_ZSTD_LEVEL='high': expected an integer
+        """
+        convert, expected = _PARSERS[self.type]
+        try:
+            return convert(text)
+        except ValueError as e:
+            raise ConfigError(f"{self.env}={text!r}: expected {expected}") from e
+
+
+def setting(default: _T, help: str) -> _T:
+    """A dataclass field that declares a setting: its default and its one-line help."""
+    return field(default=default, metadata={"help": help})
+
+
+def settings_of(cls: type[Any]) -> tuple[Setting, ...]:
+    """The settings a dataclass declares, one per field, typed by its annotations."""
+    hints = get_type_hints(cls)
+    derived = []
+    for f in fields(cls):
+        if "help" not in f.metadata:
+            raise TypeError(f"{cls.__name__}.{f.name}: declare it with setting(default, help)")
+        derived.append(Setting(f.name, hints[f.name], f.default, f.metadata["help"]))
+    return tuple(derived)
+
+
+def read_env(settings: Iterable[Setting], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """The values of the `settings` whose variables are set and not empty (default: in os.environ), parsed."""
+    env = os.environ if environ is None else environ
+    return {s.name: s.parse(env[s.env]) for s in settings if env.get(s.env, "") != ""}
 
 
 @dataclass(frozen=True)
 class LakeConfig:
     """Everything the library needs to know about one lake."""
 
-    root: Path = Path("./lakehouse")
-    writer_id: str = ""
-    segment_max_bytes: int = 64 * 1024 * 1024
-    segment_retention_hours: float = 168
-    row_group_rows: int = 32768
-    zstd_level: int = 3
-    bloom_fpp: float = 0.01
-    threads: int = 0
+    root: Path = setting(Path("./lakehouse"), "Lake root folder: landing buffer, Parquet files and catalog.sqlite live below it.")
+    writer_id: str = setting("", "Name of this landing writer, used in segment file names (default: host-pid).")
+    segment_max_bytes: int = setting(64 * 1024 * 1024, "A landing segment is sealed and a new one started past this size.")
+    segment_retention_hours: float = setting(
+        168.0, "Consumed landing segments are kept this long after their commit, then deleted."
+    )
+    row_group_rows: int = setting(32768, "Rows per Parquet row group; smaller prunes finer on contract_id, larger scans faster.")
+    zstd_level: int = setting(3, "zstd compression level of Parquet files.")
+    bloom_fpp: float = setting(0.01, "False-positive rate of the per-file Bloom filters.")
+    threads: int = setting(0, "Worker threads for parsing and DuckDB (0: one per core).")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
@@ -72,14 +115,9 @@ class LakeConfig:
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> LakeConfig:
         """Defaults, then TICKLAKE_* variables, then explicit `overrides` (None means: not given)."""
-        env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            setting = _BY_NAME[f.name]
-            if setting.env in env and env[setting.env] != "":
-                values[f.name] = _parse(setting, env[setting.env])
+        values = read_env(SETTINGS, environ)
         values.update({k: v for k, v in overrides.items() if v is not None})
-        unknown = set(values) - set(_BY_NAME)
+        unknown = set(values) - {s.name for s in SETTINGS}
         if unknown:
             raise ConfigError(f"unknown setting(s): {', '.join(sorted(unknown))}")
         return cls(**values)
@@ -99,13 +137,4 @@ class LakeConfig:
         return self.root / "catalog.sqlite"
 
 
-def _parse(setting: Setting, text: str) -> Any:
-    kind = type(setting.default)
-    try:
-        if kind is int:
-            return int(text)
-        if kind is float:
-            return float(text)
-    except ValueError as e:
-        raise ConfigError(f"{setting.env}={text!r}: expected a {kind.__name__}") from e
-    return text
+SETTINGS: tuple[Setting, ...] = settings_of(LakeConfig)

@@ -36,7 +36,7 @@ def build_definitions(settings: PipelineSettings | None = None) -> Definitions:
         jobs=[job],
         schedules=[build_hourly_schedule(job, partitions, settings.schedule_minute)],
         sensors=[build_late_data_sensor(job, partitions, settings.sensor_interval)],
-        resources={"lake": LakeResource()},
+        resources={"lake": LakeResource(lease_wait=settings.lease_wait)},
         executor=in_process_executor,
     )
 

@@ -6,6 +6,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 from ticklake.config import LakeConfig
+from ticklake.pipelines.settings import PipelineSettings
 
 
 class LakeResource(ConfigurableResource):
@@ -13,11 +14,15 @@ class LakeResource(ConfigurableResource):
     the other TICKLAKE_* settings apply as well. Resolved when a run starts, not at import."""
 
     root: str = Field(default="", description="Lake root folder; empty: $TICKLAKE_ROOT, else ./lakehouse.")
-    lease_wait: float = Field(
-        default=30.0,
-        description="Seconds to wait for another run's lease on the same partition before failing (the retry policy retries).",
+    lease_wait: float | None = Field(
+        default=None,
+        description="Seconds to wait for another run's partition lease; empty: $TICKLAKE_LEASE_WAIT, else 30.",
     )
 
     def lake_config(self) -> LakeConfig:
         """The lake's configuration, read now."""
         return LakeConfig.from_env(root=self.root or None)
+
+    def effective_lease_wait(self) -> float:
+        """Seconds to wait for a partition lease: `lease_wait` when given, else the pipeline setting, read now."""
+        return self.lease_wait if self.lease_wait is not None else PipelineSettings.from_env().lease_wait
