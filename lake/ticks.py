@@ -1,4 +1,4 @@
-"""The tick record: its landing (JSON) rules, its Arrow schema, and the per-record validator.
+"""The tick record: its one column table (landing JSON rules, Arrow and SQL schemas), and the per-record validator.
 
 The validator here is the one definition of what a valid tick is and why a line is rejected;
 the vectorised fast path in `ticklake.landing.jsonl` only decides which lines need it.
@@ -15,46 +15,53 @@ from typing import Any
 
 import pyarrow as pa
 
+from ticklake.columns import PATH_COLUMNS, TIMESTAMP, Column, arrow_schema, sql_columns
+
 TICK_TYPES = ("last", "bid_ask", "mid_point")
-PRICE_FIELDS = ("price", "bid_price", "ask_price")
-SIZE_FIELDS = ("size", "bid_size", "ask_size")
-NUMBER_FIELDS = ("price", "size", "bid_price", "ask_price", "bid_size", "ask_size")
-TEXT_FIELDS = ("symbol", "exchange")
-KNOWN_FIELDS = frozenset(("timestamp", "contract_id", "tick_type", *NUMBER_FIELDS, *TEXT_FIELDS, "conditions"))
+
+# The one declaration of the tick columns; every schema below is derived from it.
+TICK_COLUMNS: tuple[Column, ...] = (
+    Column("timestamp", TIMESTAMP, json="required"),
+    Column("contract_id", pa.int64(), json="required"),
+    Column("tick_type", pa.string(), json="required", place="partition"),
+    Column("price", pa.float64(), json="price"),
+    Column("size", pa.float64(), json="size"),
+    Column("bid_price", pa.float64(), json="price"),
+    Column("ask_price", pa.float64(), json="price"),
+    Column("bid_size", pa.float64(), json="size"),
+    Column("ask_size", pa.float64(), json="size"),
+    Column("symbol", pa.string(), json="text"),
+    Column("exchange", pa.string(), json="text"),
+    Column("conditions", pa.list_(pa.string()), json="text_list"),
+    # Unknown fields as a JSON object, so nothing sent is lost.
+    Column("extra", pa.string()),
+    *PATH_COLUMNS,
+)
+
+
+def _fields(*rules: str) -> tuple[str, ...]:
+    return tuple(c.name for c in TICK_COLUMNS if c.json in rules)
+
+
+REQUIRED_FIELDS = _fields("required")
+PRICE_FIELDS = _fields("price")
+SIZE_FIELDS = _fields("size")
+NUMBER_FIELDS = _fields("price", "size")
+TEXT_FIELDS = _fields("text")
+KNOWN_FIELDS = frozenset(c.name for c in TICK_COLUMNS if c.json is not None)
 
 # Accepted timestamp range: catches epoch milliseconds sent as seconds and similar unit slips.
 MIN_US = 0
 MAX_US = int(datetime(2100, 1, 1, tzinfo=UTC).timestamp()) * 1_000_000
 
-TIMESTAMP = pa.timestamp("us", tz="UTC")
-# One row per tick; `extra` holds unknown fields as a JSON object, so nothing sent is lost.
-ROW_SCHEMA = pa.schema(
-    [
-        ("timestamp", TIMESTAMP),
-        ("contract_id", pa.int64()),
-        ("tick_type", pa.string()),
-        *[(name, pa.float64()) for name in NUMBER_FIELDS],
-        ("symbol", pa.string()),
-        ("exchange", pa.string()),
-        ("conditions", pa.list_(pa.string())),
-        ("extra", pa.string()),
-    ]
-)
+# One row per tick (date and hour are derived from the timestamp when it is written).
+ROW_SCHEMA = arrow_schema(c for c in TICK_COLUMNS if c.place != "path")
 # Parquet files hold every column but tick_type, which is their partition.
-FILE_SCHEMA = pa.schema([f for f in ROW_SCHEMA if f.name != "tick_type"])
+FILE_SCHEMA = arrow_schema(c for c in TICK_COLUMNS if c.place == "file")
+# The fields a landing JSON line may carry, as the JSON reader types them (ROW_SCHEMA minus extra).
+LANDING_SCHEMA = arrow_schema(c for c in TICK_COLUMNS if c.json is not None)
 # The `ticks` table as SQL sees it (tick_type, date and hour come from the Hive partition path).
-SQL_COLUMNS: dict[str, str] = {
-    "timestamp": "TIMESTAMP WITH TIME ZONE",
-    "contract_id": "BIGINT",
-    "tick_type": "VARCHAR",
-    **{name: "DOUBLE" for name in NUMBER_FIELDS},
-    "symbol": "VARCHAR",
-    "exchange": "VARCHAR",
-    "conditions": "VARCHAR[]",
-    "extra": "VARCHAR",
-    "date": "DATE",
-    "hour": "INTEGER",
-}
+SQL_COLUMNS: dict[str, str] = sql_columns(TICK_COLUMNS)
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _FRACTION = re.compile(r"(\.\d{6})\d+")
@@ -124,7 +131,7 @@ def validate(obj: Any) -> dict[str, Any]:
     """
     if not isinstance(obj, dict):
         raise Invalid("not_an_object", None, f"line is a JSON {_json_type(obj)}, not an object")
-    for name in ("timestamp", "contract_id", "tick_type"):
+    for name in REQUIRED_FIELDS:
         if obj.get(name) is None:
             raise _missing(name)
     row: dict[str, Any] = {"timestamp": timestamp_us(obj["timestamp"])}

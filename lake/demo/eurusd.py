@@ -70,7 +70,7 @@ def eurusd_ticks(path: Path | None = None) -> pa.Table:
     n = len(micros)
     no_float = pa.nulls(n, pa.float64())
     columns = [
-        pa.array(micros, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        pa.array(micros, pa.int64()).cast(TICK_SCHEMA.field("timestamp").type),
         pa.array([EURUSD_CONTRACT_ID] * n, pa.int64()),
         pa.array(["bid_ask"] * n, pa.string()),
         no_float,

@@ -28,31 +28,18 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ticklake.ticks import LANDING_SCHEMA, TICK_TYPES
+
 __all__ = ["Contract", "EXCHANGES", "TICK_SCHEMA", "TICK_TYPES", "make_contracts", "synthetic_ticks", "to_jsonl"]
 
-TICK_TYPES: tuple[str, ...] = ("last", "bid_ask", "mid_point")
 EXCHANGES: tuple[str, ...] = ("NASDAQ", "NYSE", "ARCA", "BATS", "IEX", "ISLAND", "EDGX", "AMEX")
 _EXCHANGE_WEIGHTS = np.array([0.28, 0.24, 0.12, 0.10, 0.05, 0.09, 0.07, 0.05])
 _TYPE_WEIGHTS = np.array([0.40, 0.50, 0.10])
 DUPLICATE_RATE = 0.003  # share of ticks repeating another tick's (contract, microsecond)
 _DAILY_VOL = 0.015  # daily price standard deviation, as a fraction of the start price
 
-TICK_SCHEMA = pa.schema(
-    [
-        ("timestamp", pa.timestamp("us", tz="UTC")),
-        ("contract_id", pa.int64()),
-        ("tick_type", pa.string()),
-        ("price", pa.float64()),
-        ("size", pa.float64()),
-        ("bid_price", pa.float64()),
-        ("ask_price", pa.float64()),
-        ("bid_size", pa.float64()),
-        ("ask_size", pa.float64()),
-        ("symbol", pa.string()),
-        ("exchange", pa.string()),
-        ("conditions", pa.list_(pa.string())),
-    ]
-)
+# What a feed sends: every landing field of a tick (no `extra`), typed as the ingest reads them.
+TICK_SCHEMA = LANDING_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -197,7 +184,7 @@ def synthetic_ticks(
     epoch = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
     ts = (start - epoch) // datetime.timedelta(microseconds=1) + offset
     columns = [
-        pa.array(ts, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        pa.array(ts, pa.int64()).cast(TICK_SCHEMA.field("timestamp").type),
         pa.array(np.array([c.contract_id for c in contracts], dtype=np.int64)[cidx]),
         pa.array(TICK_TYPES, pa.string()).take(pa.array(ttype)),
         f64(price, is_last | is_mid),

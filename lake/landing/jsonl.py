@@ -19,7 +19,18 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
-from ticklake.ticks import MAX_US, MIN_US, NUMBER_FIELDS, ROW_SCHEMA, SIZE_FIELDS, TICK_TYPES, TIMESTAMP, Invalid, decode_line
+from ticklake.ticks import (
+    LANDING_SCHEMA,
+    MAX_US,
+    MIN_US,
+    NUMBER_FIELDS,
+    ROW_SCHEMA,
+    SIZE_FIELDS,
+    TICK_TYPES,
+    TIMESTAMP,
+    Invalid,
+    decode_line,
+)
 
 LINE = "_line"  # 0-based index of a row's line in `Parsed.lines`
 _SMALL = 32  # below this many lines a failing block is judged line by line
@@ -32,10 +43,8 @@ _SURROGATE = re.compile(rb"\\u[dD][89a-fA-F]")
 
 
 def _raw_schema(ts_type: pa.DataType) -> pa.Schema:
-    fields = [("timestamp", ts_type), ("contract_id", pa.int64()), ("tick_type", pa.string())]
-    fields += [(name, pa.float64()) for name in NUMBER_FIELDS]
-    fields += [("symbol", pa.string()), ("exchange", pa.string()), ("conditions", pa.list_(pa.string()))]
-    return pa.schema(fields)
+    """The landing fields as the JSON reader reads them, with the timestamp read as `ts_type`."""
+    return LANDING_SCHEMA.set(LANDING_SCHEMA.get_field_index("timestamp"), pa.field("timestamp", ts_type))
 
 
 # Timestamps parsed by the reader itself (ISO text with an offset, or naive = UTC) skip a string
