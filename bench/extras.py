@@ -16,8 +16,9 @@ from bench.queries import make_queries
 from bench.workload import Workload
 from ticklake.build.compaction import compact_all
 from ticklake.config import LakeConfig
-from ticklake.landing.buffer import LandingWriter, write_segment
+from ticklake.landing.buffer import write_segment
 from ticklake.landing.ingest import ingest_files
+from ticklake.landing.writer import LandingWriter
 from ticklake.storage.layout import parse_hour
 
 

@@ -19,7 +19,7 @@ _EXPORTS = {
     "SchemaError": "ticklake.errors",
     "NotFoundError": "ticklake.errors",
     "QueryError": "ticklake.errors",
-    "LandingWriter": "ticklake.landing.buffer",
+    "LandingWriter": "ticklake.landing.writer",
     "ingest_files": "ticklake.landing.ingest",
     "compact_hour": "ticklake.build.compaction",
     "compact_all": "ticklake.build.compaction",

@@ -19,6 +19,7 @@ import click
 
 from ticklake.config import LakeConfig
 from ticklake.errors import TicklakeError
+from ticklake.query.output import FORMATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -79,7 +80,6 @@ def ingest(ctx: click.Context, files: tuple[str, ...]) -> None:
     is kept. Prints one line per problem kind and exits 1 if anything was quarantined.
     Ingesting the same content again appends nothing.
     """
-    from ticklake.errors import SchemaError
     from ticklake.landing.ingest import ingest_files
 
     config = _config(ctx)
@@ -89,7 +89,8 @@ def ingest(ctx: click.Context, files: tuple[str, ...]) -> None:
     click.echo(report.summary())
     if report.quarantined:
         where = report.quarantine_files[0].parent if report.quarantine_files else "quarantine"
-        raise SchemaError(f"{report.quarantined:,} of {report.lines:,} lines quarantined in {where}; the valid lines were kept")
+        _echo_err(f"Error: {report.quarantined:,} of {report.lines:,} lines quarantined in {where}; the valid lines were kept")
+        sys.exit(1)  # not an error raised: the ingest itself succeeded, the exit status reports the input
 
 
 @cli.command()
@@ -104,25 +105,16 @@ def compact(ctx: click.Context, hours: tuple[str, ...], all_hours: bool) -> None
     segments for a compacted hour are merged and the hour's files replaced atomically.
     Re-running with nothing new changes nothing.
     """
-    from ticklake.build.compaction import compact_all, compact_hour
+    from ticklake.build.compaction import compact_hours, pending_hours, summarize_hours
     from ticklake.errors import ConfigError
     from ticklake.storage.layout import parse_hour
 
     if bool(hours) == all_hours:
         raise ConfigError("give either --hour YYYY-MM-DDTHH (one or more) or --all")
     config = _config(ctx)
-    if all_hours:
-        results = compact_all(config, progress=click.echo)
-    else:
-        results = []
-        for text in hours:
-            results.append(compact_hour(config, parse_hour(text)))
-            click.echo(results[-1].summary())
-    changed = [r for r in results if r.snapshot is not None]
-    click.echo(
-        f"compacted {len(results)} hours ({len(changed)} changed): {sum(r.lines for r in results):,} lines -> "
-        f"{sum(r.stored for r in results):,} stored, {sum(r.quarantined for r in results):,} quarantined"
-    )
+    chosen = pending_hours(config) if all_hours else [parse_hour(text) for text in hours]
+    results = compact_hours(config, chosen, progress=click.echo)
+    click.echo(summarize_hours(results))
 
 
 @cli.command()
@@ -138,7 +130,7 @@ def rollup(ctx: click.Context, hours: tuple[str, ...], force: bool) -> None:
     One Parquet file per hour, sorted by (contract_id, minute), replacing the hour's previous
     bars in one commit; an hour without trades ends with no bars.
     """
-    from ticklake.build.rollups import build_bars_1m
+    from ticklake.build.rollups import build_bars_1m, summarize_rollups
     from ticklake.storage.layout import parse_hour
 
     config = _config(ctx)
@@ -147,8 +139,7 @@ def rollup(ctx: click.Context, hours: tuple[str, ...], force: bool) -> None:
     for hour in parsed:
         results.append(build_bars_1m(config, hour, force=force))
         click.echo(results[-1].summary())
-    changed = [r for r in results if r.snapshot is not None]
-    click.echo(f"rolled up {len(results)} hours ({len(changed)} changed): {sum(r.rows for r in results):,} bars")
+    click.echo(summarize_rollups(results))
 
 
 @cli.command()
@@ -156,7 +147,7 @@ def rollup(ctx: click.Context, hours: tuple[str, ...], force: bool) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "csv", "json"]),
+    type=click.Choice(FORMATS),
     default="table",
     show_default=True,
     help="Output format; json prints JSON Lines.",
@@ -185,7 +176,7 @@ def sql(ctx: click.Context, query: str, fmt: str, output: Path | None, explain: 
             click.echo(lake.explain(query))
             return
         if output is not None:
-            from ticklake.query.results import save_result
+            from ticklake.query.output import save_result
 
             rows = save_result(lake, query, output)
             _echo_err(f"wrote {rows:,} rows to {output}")

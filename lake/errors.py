@@ -1,11 +1,26 @@
-"""The lake library's errors. With the catalog's they form one hierarchy under `TicklakeError`,
-which is all the CLI's error boundary and the pipelines catch."""
+"""Every error ticklake raises on purpose, in one place: the lake library's `LakeError` family, defined
+here, and the catalog's `CatalogError` family, re-exported from `ticklake.catalog.errors` (the bottom
+floor, which imports nothing from the lake). Both derive from `TicklakeError`, which is all the CLI's
+error boundary and the pipelines catch."""
 
 from __future__ import annotations
 
-from ticklake.catalog.errors import TicklakeError
+from ticklake.catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict, LeaseHeld, TicklakeError
 
-__all__ = ["ConfigError", "LakeError", "NotFoundError", "QueryError", "SchemaError", "StorageError", "TicklakeError"]
+__all__ = [
+    "CatalogCorrupt",
+    "CatalogError",
+    "CatalogLocked",
+    "CommitConflict",
+    "ConfigError",
+    "LakeError",
+    "LeaseHeld",
+    "NotFoundError",
+    "QueryError",
+    "SchemaError",
+    "StorageError",
+    "TicklakeError",
+]
 
 
 class LakeError(TicklakeError):

@@ -20,13 +20,12 @@ from dagster import (
     asset,
 )
 
-from ticklake.build.compaction import HourResult, compact_hour
+from ticklake.build.compaction import HourResult, compact_hours
 from ticklake.build.hours import partition_lease
 from ticklake.build.rollups import RollupResult, build_bars_1m
 from ticklake.catalog import CatalogLocked, CommitConflict, LeaseHeld
 from ticklake.datasets import BARS_1M, TICKS
 from ticklake.errors import TicklakeError
-from ticklake.landing.buffer import purge_consumed
 from ticklake.pipelines.partitions import partition_hour
 from ticklake.pipelines.resources import LakeResource
 
@@ -67,9 +66,8 @@ def build_assets(partitions: HourlyPartitionsDefinition) -> tuple[AssetsDefiniti
         config = lake.lake_config()
         hour = partition_hour(context.partition_key)
         with _fail_fast():
-            with partition_lease(config, TICKS.name, hour, context.run.run_id, wait=lake.lease_wait):
-                result = compact_hour(config, hour)
-            purge_consumed(config.root, config.segment_retention_hours)
+            with partition_lease(config, TICKS.name, hour, context.run.run_id, wait=lake.effective_lease_wait()):
+                (result,) = compact_hours(config, [hour])
         context.log.info(result.summary())
         window = context.partition_time_window
         return MaterializeResult(
@@ -93,7 +91,7 @@ def build_assets(partitions: HourlyPartitionsDefinition) -> tuple[AssetsDefiniti
     def bars_1m(context: AssetExecutionContext, lake: LakeResource) -> MaterializeResult:
         config = lake.lake_config()
         hour = partition_hour(context.partition_key)
-        with _fail_fast(), partition_lease(config, BARS_1M.name, hour, context.run.run_id, wait=lake.lease_wait):
+        with _fail_fast(), partition_lease(config, BARS_1M.name, hour, context.run.run_id, wait=lake.effective_lease_wait()):
             result = build_bars_1m(config, hour)
         context.log.info(result.summary())
         return MaterializeResult(metadata=_rollup_metadata(result))

@@ -3,7 +3,7 @@ become one sorted zstd Parquet file per tick type, committed to the catalog in o
 
 Exactly-once: a segment is recognised by its content hash; the catalog refuses to consume a hash
 twice and to replace files another writer replaced first (CommitConflict, then a retry re-reads
-the hour). Segments are retired only after the commit, so a crash anywhere leaves either the old
+the hour; `ticklake.build.commit`). Segments are retired only after the commit, so a crash anywhere leaves either the old
 state or the new one, never a half of each.
 """
 
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -20,20 +21,19 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ticklake.catalog import Catalog, Commit, CommitConflict, ConsumedSegment, Dataset, NewFile
+from ticklake.build.commit import FileSink, Staged, commit_staged
+from ticklake.catalog import Catalog, Commit, ConsumedSegment, Dataset, LiveFile, NewFile
 from ticklake.config import LakeConfig
-from ticklake.storage.parquet import describe_file, new_file_path, sort_ticks, write_data_file
-from ticklake.datasets import TICKS
+from ticklake.datasets import TICKS, open_catalog
 from ticklake.errors import StorageError
+from ticklake.landing.buffer import Segment, retire_segment, sealed_segments, tidy_buffer
 from ticklake.landing.jsonl import LINE, Lines, Parsed, Reject, parse_jsonl
-from ticklake.landing.buffer import Segment, purge_consumed, retire_segment, sealed_segments
-from ticklake.storage.layout import HOUR_US, hour_key, hour_partition, landing_dir, partition_path
 from ticklake.landing.quarantine import write_quarantine
-from ticklake.landing.sidecar import purge_orphans, read_sidecar
+from ticklake.landing.sidecar import read_sidecar
 from ticklake.storage.files import read_bytes, sha256_hex
+from ticklake.storage.layout import HOUR_US, hour_key, hour_partition, partition_path
+from ticklake.storage.parquet import sort_ticks
 from ticklake.ticks import FILE_SCHEMA, TICK_TYPES
-
-_ATTEMPTS = 5
 
 
 @dataclass
@@ -66,10 +66,11 @@ class HourResult:
         )
 
 
-def open_catalog(config: LakeConfig) -> tuple[Catalog, Dataset]:
-    """The lake's catalog, created on first use, and its ticks dataset."""
-    catalog = Catalog(config.catalog_path)
-    return catalog, catalog.ensure_dataset(TICKS)
+def summarize_hours(results: Sequence[HourResult]) -> str:
+    """One line over several compacted hours."""
+    changed = sum(r.snapshot is not None for r in results)
+    lines, stored, quarantined = (sum(getattr(r, name) for r in results) for name in ("lines", "stored", "quarantined"))
+    return f"compacted {len(results)} hours ({changed} changed): {lines:,} lines -> {stored:,} stored, {quarantined:,} quarantined"
 
 
 def pending_hours(config: LakeConfig) -> list[int]:
@@ -78,13 +79,21 @@ def pending_hours(config: LakeConfig) -> list[int]:
 
 
 def compact_all(config: LakeConfig, progress: Callable[[str], None] | None = None) -> list[HourResult]:
-    """Compact every hour that has sealed segments, then purge expired retired segments.
+    """Compact every hour that has sealed segments (see `compact_hours`)."""
+    return compact_hours(config, pending_hours(config), progress)
 
-    Hours are independent, so they run in parallel (``threads`` workers, default one per core),
-    each with its own catalog connection; commits still serialise in SQLite.
+
+def compact_hours(
+    config: LakeConfig, hours: Sequence[int], progress: Callable[[str], None] | None = None
+) -> list[HourResult]:
+    """Compact the given event hours, then tidy the landing buffer (`tidy_buffer`).
+
+    The one entry point of ``ticklake compact --hour``, ``--all`` and the Dagster asset, so what
+    follows a compaction is the same wherever it runs. Hours are independent, so they run in
+    parallel (``threads`` workers, default one per core), each with its own catalog connection;
+    commits still serialise in SQLite.
     """
-    open_catalog(config)[0].close()  # create and migrate once, before the workers race
-    hours = pending_hours(config)
+    open_catalog(config, create=True).close()  # create and migrate once, before the workers race
     workers = max(1, min(len(hours), config.threads or os.cpu_count() or 1))
     results: list[HourResult] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="compact") as pool:
@@ -94,41 +103,30 @@ def compact_all(config: LakeConfig, progress: Callable[[str], None] | None = Non
             results.append(result)
             if progress:
                 progress(result.summary())
-    purge_consumed(config.root, config.segment_retention_hours)
-    purge_orphans(landing_dir(config.root))
+    tidy_buffer(config.root, config.segment_retention_hours)
     return results
 
 
 def compact_hour(
-    config: LakeConfig,
-    hour: int,
-    *,
-    catalog: Catalog | None = None,
-    dataset: Dataset | None = None,
-    parse_threads: bool | None = None,
+    config: LakeConfig, hour: int, *, catalog: Catalog | None = None, parse_threads: bool | None = None
 ) -> HourResult:
-    """Compact one event hour (hours since the epoch; see `ticklake.storage.layout.parse_hour`)."""
-    own = catalog is None
-    if catalog is None or dataset is None:
-        catalog, dataset = open_catalog(config)
-    try:
-        for attempt in range(_ATTEMPTS):
-            try:
-                return _compact_once(config, catalog, dataset, hour, parse_threads)
-            except CommitConflict:
-                if attempt == _ATTEMPTS - 1:
-                    raise
-                time.sleep(0.05 * 2**attempt)
-        raise AssertionError("unreachable")
-    finally:
-        if own:
-            catalog.close()
+    """Compact one event hour (hours since the epoch; see `ticklake.storage.layout.parse_hour`).
 
-
-def _compact_once(
-    config: LakeConfig, catalog: Catalog, dataset: Dataset, hour: int, parse_threads: bool | None = None
-) -> HourResult:
+    `catalog`: a connection to use instead of opening one. The landing buffer is not tidied
+    here (`compact_hours` does it once for all its hours).
+    """
     started = time.perf_counter()
+    with nullcontext(catalog) if catalog is not None else open_catalog(config, create=True) as cat:
+        dataset = cat.ensure_dataset(TICKS)
+        result, _ = commit_staged(cat, config, lambda sink: _stage_hour(config, cat, dataset, hour, sink, parse_threads))
+    result.seconds = time.perf_counter() - started
+    return result
+
+
+def _stage_hour(
+    config: LakeConfig, catalog: Catalog, dataset: Dataset, hour: int, sink: FileSink, parse_threads: bool | None
+) -> Staged[HourResult]:
+    """Read the hour's new segments and its live files, write the merged hour, stage the commit."""
     result = HourResult(hour_key(hour))
     segments = sealed_segments(config.root, hour)
     contents = {s.path: read_bytes(s.path) for s in segments}
@@ -143,11 +141,8 @@ def _compact_once(
         else:
             fresh.append(s)
             seen.add(digest)
-    stale = [s for s in segments if s not in fresh]
     if not fresh:
-        _retire(config, stale)
-        result.seconds = time.perf_counter() - started
-        return result
+        return Staged(result, then=lambda _: _retire(config, segments))
 
     new_tables: list[pa.Table] = []
     consumed_records: list[ConsumedSegment] = []
@@ -164,26 +159,14 @@ def _compact_once(
         result.stored += table.num_rows
         result.quarantined += len(rejects)
 
-    base = hour_partition(hour)
-    partitions = {t: {"tick_type": t, **base} for t in TICK_TYPES}
+    partitions = {t: {"tick_type": t, **hour_partition(hour)} for t in TICK_TYPES}
     live = catalog.live_files(dataset.dataset_id, partition_paths=[partition_path(p) for p in partitions.values()])
     merged = _merge(config, live, new_tables)
     files: list[NewFile] = []
     for tick_type, partition in partitions.items():
         part = merged.filter(pc.equal(merged.column("tick_type"), tick_type))
-        if part.num_rows == 0:
-            continue
-        part = sort_ticks(part.drop_columns(["tick_type"]))
-        rel = new_file_path(TICKS, partition)
-        size = write_data_file(config.root, rel, part, config)
-        files.append(describe_file(TICKS, rel, partition, part, size, config))
-    summary = {
-        "hour": hour_key(hour),
-        "lines": result.lines,
-        "rows_stored": result.stored,
-        "rows_quarantined": result.quarantined,
-        "rows_in_hour": merged.num_rows,
-    }
+        if part.num_rows:
+            files.append(sink.write(TICKS, partition, sort_ticks(part.drop_columns(["tick_type"]))))
     commit = Commit(
         dataset_id=dataset.dataset_id,
         operation="compact",
@@ -191,22 +174,25 @@ def _compact_once(
         remove_file_ids=tuple(f.file_id for f in live),
         replace_partitions=tuple(partition_path(p) for p in partitions.values()),
         consume_segments=tuple(consumed_records),
-        summary=summary,
+        summary={
+            "hour": hour_key(hour),
+            "lines": result.lines,
+            "rows_stored": result.stored,
+            "rows_quarantined": result.quarantined,
+            "rows_in_hour": merged.num_rows,
+        },
     )
-    try:
-        result.snapshot = catalog.commit(commit, retries=3)
-    except BaseException:
-        for f in files:  # the commit did not happen: nothing references them
-            (config.root / f.path).unlink(missing_ok=True)
-        raise
-    _retire(config, segments)
-    result.segments = len(fresh)
-    result.rows = merged.num_rows
-    result.files = [f.path for f in files]
-    result.bytes = sum(f.bytes for f in files)
-    result.replaced_files = len(live)
-    result.seconds = time.perf_counter() - started
-    return result
+
+    def then(snapshot: int | None) -> None:
+        _retire(config, segments)  # only now: a crash before this leaves the segments to be recognised
+        result.snapshot = snapshot
+        result.segments = len(fresh)
+        result.rows = merged.num_rows
+        result.files = [f.path for f in files]
+        result.bytes = sum(f.bytes for f in files)
+        result.replaced_files = len(live)
+
+    return Staged(result, commit, then)
 
 
 def _read_segment(
@@ -241,7 +227,7 @@ def _read_segment(
     return table.drop_columns([LINE]), rejects, parsed.rows_in, rows is not None
 
 
-def _merge(config: LakeConfig, live: list, new_tables: list[pa.Table]) -> pa.Table:
+def _merge(config: LakeConfig, live: list[LiveFile], new_tables: list[pa.Table]) -> pa.Table:
     """Existing rows of the hour (from its live files) followed by the new rows, as ROW_SCHEMA."""
     pieces: list[pa.Table] = []
     for f in live:
@@ -252,7 +238,7 @@ def _merge(config: LakeConfig, live: list, new_tables: list[pa.Table]) -> pa.Tab
         tick = pa.array([f.partition_values["tick_type"]] * existing.num_rows, pa.string())
         pieces.append(existing.add_column(2, "tick_type", tick))
     pieces.extend(new_tables)
-    return pa.concat_tables(pieces) if pieces else new_tables[0]
+    return pa.concat_tables(pieces)
 
 
 def _retire(config: LakeConfig, segments: list[Segment]) -> None:

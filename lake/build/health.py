@@ -13,7 +13,7 @@ from pathlib import Path
 
 from ticklake.catalog import Catalog, Dataset, LiveFile
 from ticklake.config import LakeConfig
-from ticklake.datasets import TICKS
+from ticklake.datasets import TICKS, find_catalog
 from ticklake.storage.layout import HOUR_US, hour_key, hour_partition, partition_path
 from ticklake.ticks import TICK_TYPES
 
@@ -115,10 +115,11 @@ def check_hour(config: LakeConfig, hour: int) -> list[CheckOutcome]:
 @contextmanager
 def _open(config: LakeConfig) -> Iterator[tuple[Catalog, Dataset] | None]:
     """The catalog (read-only) and its ticks dataset, or None when nothing was ever compacted."""
-    if not config.catalog_path.exists():
+    catalog = find_catalog(config)
+    if catalog is None:
         yield None
         return
-    with Catalog(config.catalog_path, read_only=True) as catalog:
+    with catalog:
         dataset = catalog.dataset(TICKS.name)
         yield None if dataset is None else (catalog, dataset)
 

@@ -9,30 +9,21 @@ committed like a compaction (the hour's previous bars files are replaced in the 
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import duckdb
 import pyarrow as pa
 
-from ticklake.catalog import Catalog, Commit, CommitConflict, Dataset, LiveFile, NewFile
+from ticklake.build.commit import FileSink, Staged, commit_staged
+from ticklake.catalog import Catalog, Commit, Dataset, LiveFile, NewFile
 from ticklake.config import LakeConfig
-from ticklake.storage.parquet import describe_file, new_file_path, write_data_file
-from ticklake.datasets import BARS_1M, TICKS
+from ticklake.datasets import BARS_1M, TICKS, open_catalog
+from ticklake.datasets import BARS_FILE_SCHEMA as BARS_SCHEMA  # the Parquet columns of a bars file
+from ticklake.errors import QueryError
 from ticklake.query.duck import connect_duckdb
-from ticklake.errors import NotFoundError, QueryError
-from ticklake.storage.layout import hour_key, hour_partition, partition_path
 from ticklake.sql import load_sql
-
-_ATTEMPTS = 5
-# The Parquet columns of a bars file (date and hour come from its Hive path).
-BARS_SCHEMA = pa.schema(
-    [
-        ("minute", pa.timestamp("us", tz="UTC")),
-        ("contract_id", pa.int64()),
-        *[(name, pa.float64()) for name in ("open", "high", "low", "close", "volume", "vwap")],
-        ("trades", pa.int64()),
-    ]
-)
+from ticklake.storage.layout import hour_key, hour_partition, partition_path
 
 
 @dataclass
@@ -63,29 +54,30 @@ class RollupResult:
         )
 
 
+def summarize_rollups(results: Sequence[RollupResult]) -> str:
+    """One line over several rolled-up hours."""
+    changed = sum(r.snapshot is not None for r in results)
+    return f"rolled up {len(results)} hours ({changed} changed): {sum(r.rows for r in results):,} bars"
+
+
 def build_bars_1m(config: LakeConfig, hour: int, *, force: bool = False) -> RollupResult:
     """Rebuild the 1-minute bars of one event hour from its trades and commit them.
 
     Skipped when the hour's bars were built from exactly the trade files live now (unless
     `force`); an hour without trades ends with no bars files.
     """
-    if not config.catalog_path.exists():
-        raise NotFoundError(f"lake {config.root}: no catalog.sqlite (nothing compacted yet?)")
-    with Catalog(config.catalog_path) as catalog:
+    started = time.perf_counter()
+    with open_catalog(config, write=True) as catalog:
         ticks = catalog.ensure_dataset(TICKS)
         bars = catalog.ensure_dataset(BARS_1M)
-        for attempt in range(_ATTEMPTS):
-            try:
-                return _build_once(config, catalog, ticks, bars, hour, force)
-            except CommitConflict:
-                if attempt == _ATTEMPTS - 1:
-                    raise
-                time.sleep(0.05 * 2**attempt)
-    raise AssertionError("unreachable")
+        result, _ = commit_staged(catalog, config, lambda sink: _stage_bars(config, catalog, ticks, bars, hour, force, sink))
+    result.seconds = time.perf_counter() - started
+    return result
 
 
-def _build_once(config: LakeConfig, catalog: Catalog, ticks: Dataset, bars: Dataset, hour: int, force: bool) -> RollupResult:
-    started = time.perf_counter()
+def _stage_bars(
+    config: LakeConfig, catalog: Catalog, ticks: Dataset, bars: Dataset, hour: int, force: bool, sink: FileSink
+) -> Staged[RollupResult]:
     result = RollupResult(BARS_1M.name, hour_key(hour))
     result.source_snapshot = snapshot = catalog.current_snapshot()
     partition = hour_partition(hour)
@@ -99,8 +91,7 @@ def _build_once(config: LakeConfig, catalog: Catalog, ticks: Dataset, bars: Data
         result.rows = sum(f.rows for f in live)
         result.files = [f.path for f in live]
         result.bytes = sum(f.bytes for f in live)
-        result.seconds = time.perf_counter() - started
-        return result
+        return Staged(result)
 
     files: list[NewFile] = []
     if trade_files:
@@ -109,9 +100,7 @@ def _build_once(config: LakeConfig, catalog: Catalog, ticks: Dataset, bars: Data
         result.rows = table.num_rows
         result.contracts = len(set(table.column("contract_id").to_pylist()))
         if table.num_rows:
-            rel = new_file_path(BARS_1M, partition)
-            size = write_data_file(config.root, rel, table, config)
-            files.append(describe_file(BARS_1M, rel, partition, table, size, config))
+            files.append(sink.write(BARS_1M, partition, table))
     commit = Commit(
         dataset_id=bars.dataset_id,
         operation="rollup",
@@ -127,17 +116,14 @@ def _build_once(config: LakeConfig, catalog: Catalog, ticks: Dataset, bars: Data
             "rows": result.rows,
         },
     )
-    try:
-        result.snapshot = catalog.commit(commit, retries=3)
-    except BaseException:
-        for f in files:  # the commit did not happen: nothing references them
-            (config.root / f.path).unlink(missing_ok=True)
-        raise
-    result.files = [f.path for f in files]
-    result.bytes = sum(f.bytes for f in files)
-    result.replaced_files = len(live)
-    result.seconds = time.perf_counter() - started
-    return result
+
+    def then(snapshot: int | None) -> None:
+        result.snapshot = snapshot
+        result.files = [f.path for f in files]
+        result.bytes = sum(f.bytes for f in files)
+        result.replaced_files = len(live)
+
+    return Staged(result, commit, then)
 
 
 def compute_bars(config: LakeConfig, trade_files: list[LiveFile]) -> pa.Table:

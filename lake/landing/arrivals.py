@@ -7,9 +7,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from ticklake.catalog import Catalog
 from ticklake.config import LakeConfig
-from ticklake.datasets import TICKS
+from ticklake.datasets import TICKS, find_catalog
 from ticklake.landing.buffer import Segment, sealed_segments
 from ticklake.storage.layout import hour_key
 
@@ -38,8 +37,9 @@ def waiting_hours(config: LakeConfig) -> list[WaitingHour]:
     for s in sealed_segments(config.root):
         by_hour.setdefault(s.hour, []).append(s)
     compacted: set[str] = set()
-    if by_hour and config.catalog_path.exists():
-        with Catalog(config.catalog_path, read_only=True) as catalog:
+    catalog = find_catalog(config) if by_hour else None
+    if catalog is not None:
+        with catalog:
             ticks = catalog.dataset(TICKS.name)
             if ticks is not None:
                 compacted = catalog.hours_consumed(ticks.dataset_id, [hour_key(h) for h in by_hour])

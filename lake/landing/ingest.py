@@ -29,8 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ticklake.catalog import Catalog
 from ticklake.config import LakeConfig
+from ticklake.datasets import find_catalog
 from ticklake.errors import StorageError
 from ticklake.landing.buffer import segment_name, write_segment
 from ticklake.landing.jsonl import LINE, Lines, Reject, parse_jsonl
@@ -261,8 +261,7 @@ class _ConsumedLookup:
     claimed by a chunk of this run (equal inputs can be in flight at once)."""
 
     def __init__(self, config: LakeConfig) -> None:
-        path = config.catalog_path
-        self.catalog = Catalog(path, read_only=True, shared=True) if path.exists() else None
+        self.catalog = find_catalog(config, shared=True)
         self.claimed: set[Path] = set()
         self.lock = threading.Lock()
 

@@ -10,15 +10,12 @@ segment is parsed as usual: the JSONL stays the record, the sidecar is a cache o
 
 from __future__ import annotations
 
-import os
-import time
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from ticklake.errors import StorageError
-from ticklake.storage.files import temp_name
+from ticklake.storage.files import write_atomic
 from ticklake.ticks import ROW_SCHEMA
 
 SUFFIX = ".arrow"
@@ -51,17 +48,12 @@ def write_sidecar(segment: Path, rows: pa.Table, sha256: str, size: int) -> Path
     path = sidecar_path(segment)
     meta = dict(zip(_KEYS, _binding(sha256, size, rows.num_rows), strict=True))
     table = rows.select(ROW_SCHEMA.names).cast(ROW_SCHEMA).replace_schema_metadata(meta)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_name(path)
-        with open(tmp, "wb") as f:
-            with ipc.new_file(f, table.schema, options=_WRITE_OPTIONS) as out:
-                out.write_table(table, max_chunksize=1 << 16)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # the folder is fsynced when the segment is sealed next to it
-    except OSError as e:
-        raise StorageError(f"{path}: cannot write: {e.strerror or e}") from e
+
+    def write(tmp: Path) -> None:
+        with ipc.new_file(str(tmp), table.schema, options=_WRITE_OPTIONS) as out:
+            out.write_table(table, max_chunksize=1 << 16)
+
+    write_atomic(path, write, sync_dir=False)  # the folder is fsynced when the segment is sealed next to it
     return path
 
 
@@ -84,19 +76,3 @@ def read_sidecar(segment: Path, sha256: str, size: int, lines: int) -> pa.Table 
 def remove_sidecar(segment: Path) -> None:
     """Drop the sidecar of a segment that was consumed or retired."""
     sidecar_path(segment).unlink(missing_ok=True)
-
-
-def purge_orphans(folder: Path, older_than_seconds: float = 3600.0) -> int:
-    """Delete sidecars whose segment is gone (a crash between retiring the two); return the count.
-
-    Young orphans are left alone: ingest writes the sidecar just before it seals the segment.
-    """
-    if not folder.is_dir():
-        return 0
-    limit = time.time() - older_than_seconds
-    deleted = 0
-    for path in folder.rglob(f"*{SUFFIX}"):
-        if not path.with_suffix(".jsonl").exists() and path.stat().st_mtime < limit:
-            path.unlink(missing_ok=True)
-            deleted += 1
-    return deleted

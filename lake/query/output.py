@@ -1,7 +1,8 @@
-"""Formatting query results for people (table) and machines (csv, JSON Lines).
+"""Query results for people (table) and machines (csv, JSON Lines), on stdout or in a file.
 
 Timestamps print as ISO-8601 with offset in every format; machine formats print only
-the result (csv: one header row), so they can be piped.
+the result (csv: one header row), so they can be piped. Files: Parquet through DuckDB's COPY,
+CSV with the same text as stdout.
 """
 
 from __future__ import annotations
@@ -12,7 +13,14 @@ import decimal
 import json
 import math
 from collections.abc import Iterable, Sequence
-from typing import Any, TextIO
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+from ticklake.errors import ConfigError, QueryError
+from ticklake.query.quoting import quote_literal
+
+if TYPE_CHECKING:
+    from ticklake.query.connection import LakeConnection
 
 FORMATS = ("table", "csv", "json")
 
@@ -76,14 +84,30 @@ def write_result(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str
 
 def _write_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO) -> int:
     cells = [[to_text(v) if v is not None else "NULL" for v in row] for row in rows]
-    numeric = [
-        all(isinstance(r[i], int | float | decimal.Decimal) for r in cells_raw if r[i] is not None) if cells_raw else False
-        for i, cells_raw in ((i, None) for i in range(len(columns)))
-    ]
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    del numeric
     out.write(" | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
     out.write("-+-".join("-" * w for w in widths) + "\n")
     for r in cells:
         out.write(" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() + "\n")
     return len(cells)
+
+
+def save_result(lake: LakeConnection, query: str, output: Path) -> int:
+    """Run `query` on `lake` and write its result to `output` (.parquet or .csv); return the row count."""
+    import duckdb  # here, not at the top: the CLI imports this module for FORMATS alone
+
+    suffix = output.suffix.lower()
+    if suffix not in (".parquet", ".csv"):
+        raise ConfigError(f"{output}: output must end in .parquet or .csv")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if suffix == ".parquet":
+        plan = lake.plan(query)
+        try:
+            lake.con.execute(f"COPY ({plan.sql}) TO {quote_literal(str(output))} (FORMAT parquet, COMPRESSION zstd)")
+            row = lake.con.execute(f"SELECT count(*) FROM read_parquet({quote_literal(str(output))})").fetchone()
+            return int(row[0]) if row else 0
+        except duckdb.Error as e:
+            raise QueryError(f"{output}: {' '.join(str(e).split())}") from e
+    relation = lake.sql(query)
+    with open(output, "w", encoding="utf-8", newline="") as out:
+        return write_result(relation.columns, iter(relation.fetchall()), "csv", out)

@@ -2,7 +2,9 @@
 
 A reader must never see a half-written file: everything is written under a temporary
 name in the same folder, flushed and fsynced, then renamed into place, and the folder is
-fsynced so the rename itself survives a crash.
+fsynced so the rename itself survives a crash. `write_atomic` is the one place that does it,
+for landing segments, sidecars, quarantine files and Parquet data files alike; a writer that
+fills its file over time (an open landing segment) seals it with `publish`.
 """
 
 from __future__ import annotations
@@ -10,9 +12,12 @@ from __future__ import annotations
 import hashlib
 import os
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 from ticklake.errors import StorageError
+
+Writer = Callable[[Path], None]  # writes a whole file at the path it is given
 
 
 def fsync_dir(folder: Path) -> None:
@@ -29,19 +34,56 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that readers see either nothing or all of it."""
+def discard(path: Path) -> None:
+    """Remove a file this process wrote, if it is there (also when a folder on its way is not a folder)."""
+    try:
+        path.unlink()
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+
+
+def publish(tmp: Path, path: Path, *, exclusive: bool = False, sync_dir: bool = True) -> None:
+    """Make the complete file `tmp` visible as `path`: fsync it, rename it, fsync the folder.
+
+    `exclusive` refuses to replace an existing `path` (a sealed segment never changes);
+    `sync_dir=False` leaves the folder's fsync to a later publish in the same folder.
+    """
+    fd = os.open(tmp, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    if exclusive and path.exists():
+        raise FileExistsError(17, "file exists already", str(path))
+    os.replace(tmp, path)
+    if sync_dir:
+        fsync_dir(path.parent)
+
+
+def write_atomic(path: Path, data: bytes | Writer, *, exclusive: bool = False, sync_dir: bool = True) -> int:
+    """Write `path` so that readers see either nothing or all of it; return its size in bytes.
+
+    `data` is the content, or a function that writes the whole file at the temporary path it
+    is given (Parquet and Arrow writers write to a path natively). On any failure the
+    temporary file is removed and a StorageError names `path`.
+    """
+    tmp = temp_name(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_name(path)
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
+        if isinstance(data, bytes):
+            with open(tmp, "xb") as f:
+                f.write(data)
+        else:
+            data(tmp)
+        size = tmp.stat().st_size
+        publish(tmp, path, exclusive=exclusive, sync_dir=sync_dir)
+        return size
     except OSError as e:
+        discard(tmp)
         raise StorageError(f"{path}: cannot write: {e.strerror or e}") from e
+    except BaseException:
+        discard(tmp)
+        raise
 
 
 def move_atomic(source: Path, target: Path) -> None:
@@ -64,7 +106,7 @@ def read_bytes(path: Path) -> bytes:
 
 
 def sha256_hex(data: bytes) -> str:
-    """Content hash used to recognise a segment delivered twice.
+    """Content hash of a segment: what compaction records and a sidecar is bound to.
 
     >>> sha256_hex(b"")[:16]
     'e3b0c44298fc1c14'

@@ -7,7 +7,6 @@ so the index can never disagree with the data.
 
 from __future__ import annotations
 
-import os
 import time
 import uuid
 from pathlib import Path
@@ -20,8 +19,7 @@ import pyarrow.parquet as pq
 from ticklake.catalog import BloomFilter, ColumnStats, DatasetSpec, NewFile
 from ticklake.catalog.bloom import canonical
 from ticklake.config import LakeConfig
-from ticklake.errors import StorageError
-from ticklake.storage.files import fsync_dir, temp_name
+from ticklake.storage.files import write_atomic
 from ticklake.storage.layout import partition_path
 
 SORT_KEYS = [("contract_id", "ascending"), ("timestamp", "ascending")]
@@ -51,10 +49,8 @@ def _encodings(schema: pa.Schema) -> dict[str, Any]:
 
 def write_data_file(root: Path, rel_path: str, table: pa.Table, config: LakeConfig) -> int:
     """Write `table` to ``root/rel_path`` atomically; return the file size in bytes."""
-    path = root / rel_path
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = temp_name(path)
+
+    def write(tmp: Path) -> None:
         pq.write_table(
             table,
             tmp,
@@ -64,13 +60,8 @@ def write_data_file(root: Path, rel_path: str, table: pa.Table, config: LakeConf
             write_statistics=True,
             **_encodings(table.schema),
         )
-        with open(tmp, "rb") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        fsync_dir(path.parent)
-        return path.stat().st_size
-    except OSError as e:
-        raise StorageError(f"{path}: cannot write Parquet: {e.strerror or e}") from e
+
+    return write_atomic(root / rel_path, write)
 
 
 def describe_file(

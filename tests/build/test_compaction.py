@@ -19,15 +19,17 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-import ticklake.build.compaction as compaction
-from ticklake.build.compaction import compact_all, compact_hour, open_catalog
+import ticklake.build.commit as commit
+from ticklake.build.compaction import compact_all, compact_hour
 from ticklake.catalog import Catalog, CatalogLocked
 from ticklake.config import LakeConfig
+from ticklake.datasets import open_catalog
 from ticklake.demo.eurusd import eurusd_ticks
 from ticklake.demo.synthetic import to_jsonl
-from ticklake.landing.buffer import LandingWriter, sealed_segments, write_segment
+from ticklake.landing.buffer import sealed_segments, write_segment
 from ticklake.landing.ingest import ingest_files
 from ticklake.landing.quarantine import read_quarantine
+from ticklake.landing.writer import LandingWriter
 from ticklake.storage.layout import consumed_dir, parse_hour
 from ticklake.ticks import FILE_SCHEMA, timestamp_us
 
@@ -334,7 +336,7 @@ def test_wrong_hour_lines_are_quarantined(config: LakeConfig, make_tick: Callabl
 def other_writer_first(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     """Another compactor commits the same hour while this one writes its Parquet files."""
     calls: list[int] = []
-    real = compaction.write_data_file
+    real = commit.write_data_file
 
     def write(root: Path, rel: str, table: pa.Table, config: LakeConfig) -> int:
         if not calls:
@@ -342,7 +344,7 @@ def other_writer_first(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
             calls.append(compact_hour(config, H5).snapshot or 0)  # its own catalog connection
         return real(root, rel, table, config)
 
-    monkeypatch.setattr(compaction, "write_data_file", write)
+    monkeypatch.setattr(commit, "write_data_file", write)
     yield calls
 
 
@@ -358,14 +360,13 @@ def test_commit_conflict_with_another_writer_is_retried(config: LakeConfig, othe
 
 def compact_while_locked(config: LakeConfig) -> None:
     """Compact H5 while another process holds the catalog's write lock: the commit fails."""
-    impatient, dataset = open_catalog(config)
-    impatient.close()
+    open_catalog(config, create=True).close()
     impatient = Catalog(config.catalog_path, timeout=0.05)  # opened first: opening takes the write lock too
     blocker = sqlite3.connect(config.catalog_path, isolation_level=None)
     blocker.execute("BEGIN IMMEDIATE")
     try:
         with pytest.raises(CatalogLocked):
-            compact_hour(config, H5, catalog=impatient, dataset=dataset)
+            compact_hour(config, H5, catalog=impatient)
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()

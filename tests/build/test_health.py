@@ -10,7 +10,8 @@ from ticklake.build.health import check_files_match_storage, check_hour, check_n
 from ticklake.catalog import Catalog, Commit, NewFile
 from ticklake.config import LakeConfig
 from ticklake.datasets import TICKS
-from ticklake.landing.buffer import LandingWriter, write_segment
+from ticklake.landing.buffer import write_segment
+from ticklake.landing.writer import LandingWriter
 from ticklake.storage.layout import parse_hour
 
 H5 = parse_hour("2022-01-07T05")

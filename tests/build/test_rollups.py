@@ -19,7 +19,7 @@ from ticklake.catalog import Catalog, Commit
 from ticklake.config import LakeConfig
 from ticklake.datasets import BARS_1M, TICKS
 from ticklake.errors import NotFoundError
-from ticklake.landing.buffer import LandingWriter
+from ticklake.landing.writer import LandingWriter
 from ticklake.storage.layout import parse_hour
 
 H5 = parse_hour("2022-01-07T05")
@@ -215,7 +215,7 @@ def test_cli_rollup_and_sql_over_bars(config: LakeConfig) -> None:
         "rolled up 2 hours (1 changed): 5 bars",
     ]
     assert done.stdout.startswith("bars_1m 2022-01-07T05: 10 trades -> 5 rows for 3 contracts in 1 files (")
-    out = ticklake(
+    out = run_cli(
         "--root", root, "sql", "SELECT contract_id, count(*) AS n FROM bars_1m GROUP BY ALL ORDER BY ALL", "--format", "csv"
     )
     assert out.stdout == "contract_id,n\n1,2\n2,2\n4,1\n", out.stderr

@@ -16,7 +16,8 @@ import pytest
 from ticklake.build.compaction import pending_hours
 from ticklake.config import LakeConfig
 from ticklake.errors import SchemaError, StorageError
-from ticklake.landing.buffer import LandingWriter, purge_consumed, retire_segment, sealed_segments, segment_name, write_segment
+from ticklake.landing.buffer import purge_consumed, retire_segment, sealed_segments, segment_name, write_segment
+from ticklake.landing.writer import LandingWriter
 from ticklake.storage.layout import consumed_dir, landing_dir, parse_hour
 
 H5 = parse_hour("2022-01-07T05")

@@ -17,10 +17,10 @@ from ticklake.build.compaction import compact_all
 from ticklake.config import LakeConfig
 from ticklake.demo.eurusd import eurusd_ticks
 from ticklake.demo.synthetic import to_jsonl
-from ticklake.landing.buffer import sealed_segments
+from ticklake.landing.buffer import purge_orphan_sidecars, sealed_segments
 from ticklake.landing.ingest import ingest_files
 from ticklake.landing.jsonl import LINE, parse_jsonl
-from ticklake.landing.sidecar import purge_orphans, read_sidecar, sidecar_path
+from ticklake.landing.sidecar import read_sidecar, sidecar_path
 from ticklake.storage.files import sha256_hex
 from ticklake.storage.layout import consumed_dir, landing_dir
 
@@ -96,8 +96,8 @@ def test_orphan_sidecars_are_purged_once_old(config: LakeConfig, write_jsonl: Wr
     [segment] = sealed_segments(config.root)
     orphan = sidecar_path(segment.path).with_name("gone-000001.arrow")
     shutil.copy(sidecar_path(segment.path), orphan)
-    assert purge_orphans(landing_dir(config.root)) == 0  # young: an ingest may be about to seal its segment
+    assert purge_orphan_sidecars(landing_dir(config.root)) == 0  # young: an ingest may be about to seal its segment
     old = time.time() - 2 * 3600
     os.utime(orphan, (old, old))
-    assert purge_orphans(landing_dir(config.root)) == 1
+    assert purge_orphan_sidecars(landing_dir(config.root)) == 1
     assert not orphan.exists() and sidecar_path(segment.path).exists()

@@ -22,7 +22,7 @@ from tests.conftest import tick
 from tests.pipelines.dagster_service import INSTANCE_YAML, DagsterService, shared_service, wait_for
 from ticklake.build.compaction import compact_hour
 from ticklake.config import LakeConfig
-from ticklake.landing.buffer import LandingWriter
+from ticklake.landing.writer import LandingWriter
 from ticklake.storage.layout import parse_hour
 
 pytestmark = pytest.mark.slow  # real servers (and a browser): run by the test command, skipped by -m 'not slow'

@@ -1,0 +1,101 @@
+"""The one commit path of the build steps (compaction, rollups): stage new data files, commit them
+as one snapshot, and never leave a file behind that the catalog does not reference.
+
+A build step reads the catalog, writes its files through a `FileSink` and returns a `Staged`
+change; `commit_staged` commits it. When the commit loses a race (`CommitConflict`: another
+writer changed what the step read), the files just written are deleted and the step runs again
+on the new state; while the catalog stays locked (`CatalogLocked`), the same commit is tried
+again. Both wait on one backoff schedule. Any other failure, in the step or in the commit,
+deletes the staged files and propagates.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import pyarrow as pa
+
+from ticklake.catalog import Catalog, CatalogLocked, Commit, CommitConflict, DatasetSpec, NewFile
+from ticklake.config import LakeConfig
+from ticklake.storage.files import discard
+from ticklake.storage.parquet import describe_file, new_file_path, write_data_file
+
+R = TypeVar("R")
+ATTEMPTS = 5  # per kind of trouble: lost races, and commits that found the catalog locked
+
+
+def backoff(attempt: int) -> float:
+    """Seconds to wait before retry number `attempt` (0-based).
+
+    >>> [backoff(a) for a in range(4)]
+    [0.05, 0.1, 0.2, 0.4]
+    """
+    return min(2.0, 0.05 * 2**attempt)
+
+
+class FileSink:
+    """Writes a build step's data files and remembers them, so a lost commit can take them back."""
+
+    def __init__(self, config: LakeConfig) -> None:
+        self.config = config
+        self.written: list[str] = []
+
+    def write(self, spec: DatasetSpec, partition: dict[str, Any], table: pa.Table) -> NewFile:
+        """Write `table` as a new file of `partition` and describe it for the catalog."""
+        rel = new_file_path(spec, partition)
+        self.written.append(rel)  # before the write: a failed write leaves nothing, a later failure is undone
+        size = write_data_file(self.config.root, rel, table, self.config)
+        return describe_file(spec, rel, partition, table, size, self.config)
+
+    def discard(self) -> None:
+        """Delete every file written so far: nothing references them."""
+        for rel in self.written:
+            discard(self.config.root / rel)
+        self.written.clear()
+
+
+@dataclass
+class Staged(Generic[R]):
+    """What a build step prepared: its result, the commit to make (None: nothing changed), and what
+    to do once the change is in the catalog (`then` gets the new snapshot, or None without a commit)."""
+
+    result: R
+    commit: Commit | None = None
+    then: Callable[[int | None], None] = field(default=lambda snapshot: None)
+
+
+def commit_staged(catalog: Catalog, config: LakeConfig, stage: Callable[[FileSink], Staged[R]]) -> tuple[R, int | None]:
+    """Run `stage` and commit what it staged, retrying lost races from a fresh read; return the
+    step's result and the new snapshot (None when there was nothing to commit)."""
+    for attempt in range(ATTEMPTS):
+        sink = FileSink(config)
+        try:
+            staged = stage(sink)
+            snapshot = None if staged.commit is None else _commit(catalog, staged.commit)
+        except CommitConflict:
+            sink.discard()
+            if attempt == ATTEMPTS - 1:
+                raise
+            time.sleep(backoff(attempt))
+            continue
+        except BaseException:
+            sink.discard()
+            raise
+        staged.then(snapshot)
+        return staged.result, snapshot
+    raise AssertionError("unreachable")
+
+
+def _commit(catalog: Catalog, commit: Commit) -> int:
+    """Commit once the catalog's write lock can be had, waiting out other writers a few times."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return catalog.commit(commit)
+        except CatalogLocked:
+            if attempt == ATTEMPTS - 1:
+                raise
+            time.sleep(backoff(attempt))
+    raise AssertionError("unreachable")
