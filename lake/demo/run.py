@@ -8,6 +8,7 @@ production feed takes; a few malformed lines show quarantine at work. Example qu
 
 from __future__ import annotations
 
+import re
 import shutil
 import tempfile
 import time
@@ -128,11 +129,7 @@ def run_demo(
         .as_py()
         .replace(minute=0, second=0, microsecond=0)
     )
-    params = {
-        "contract": busy,
-        "session_start": session.strftime("%Y-%m-%d %H:%M:%S"),
-        "hour_start": rare_hour.strftime("%Y-%m-%d %H:%M:%S"),
-    }
+    params = {"contract": busy, "session_start": session, "hour_start": rare_hour}
     with LakeConnection(config) as lake:
         for name in DEMO_QUERIES:
             values = dict(params, contract=rare) if name == "02_one_contract_one_hour" else params
@@ -150,15 +147,19 @@ def run_demo(
 
 
 def _show_query(lake: LakeConnection, name: str, values: dict[str, object], echo: Callable[[str], None]) -> None:
+    """Run one demo query with its values bound as parameters (they prune like literals)."""
     text = load_sql(f"demo/{name}")
-    query = "\n".join(line for line in text.splitlines() if not line.startswith("--")).format(**values).strip()
+    query = "\n".join(line for line in text.splitlines() if not line.startswith("--")).strip()
     comment = " ".join(line[2:].strip() for line in text.splitlines() if line.startswith("--"))
+    params = {key: value for key, value in values.items() if re.search(rf"\${key}\b", query)}
     echo("")
     echo(f"-- {comment}")
     echo(query)
-    plan = lake.plan(query)
+    if params:
+        echo("-- with " + ", ".join(f"${key} = {_show(value)}" for key, value in params.items()))
+    plan = lake.plan(query, params)
     started = time.perf_counter()
-    relation = lake.sql(query)
+    relation = lake.sql(query, params)
     rows = relation.fetchall()
     seconds = time.perf_counter() - started
     out = StringIO()
@@ -168,3 +169,7 @@ def _show_query(lake: LakeConnection, name: str, values: dict[str, object], echo
         steps = " -> ".join(f"{s.name} {s.files}" for s in ref.plan.steps)
         name = ref.text + (f" AS {ref.alias}" if ref.alias else "")
         echo(f"   {name}: files {steps} (read {len(ref.plan.files)} of {ref.plan.steps[0].files}); {seconds * 1000:.0f} ms")
+
+
+def _show(value: object) -> str:
+    return value.isoformat() if isinstance(value, datetime) else str(value)

@@ -10,27 +10,22 @@ from __future__ import annotations
 
 import hashlib
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import duckdb
 
-from ticklake.catalog import Catalog, CatalogError, Dataset, LiveFile, PrunePlan, prune_files
+from ticklake.catalog import Dataset, LiveFile, PrunePlan, prune_files
+from ticklake.columns import PREDICATE_KINDS
 from ticklake.config import LakeConfig
+from ticklake.datasets import open_catalog
 from ticklake.errors import NotFoundError, QueryError, StorageError
 from ticklake.query.duck import connect_duckdb
 from ticklake.query.predicates import TableRef, find_table_refs
 from ticklake.query.quoting import literal_list, quote_identifier
 
-_KINDS = {
-    "TIMESTAMP WITH TIME ZONE": "timestamptz",
-    "DATE": "date",
-    "INTEGER": "integer",
-    "BIGINT": "integer",
-    "DOUBLE": "double",
-    "VARCHAR": "varchar",
-}
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(ANALYZE\s+)?", re.IGNORECASE)
 
 
@@ -73,12 +68,7 @@ class LakeConnection:
     def __init__(self, config: LakeConfig, *, snapshot: int | None = None, threads: int = 0) -> None:
         self.config = config
         self.root = config.root.resolve()
-        if not config.catalog_path.exists():
-            raise NotFoundError(f"lake {config.root}: no catalog.sqlite (nothing compacted yet?)")
-        try:
-            self.catalog = Catalog(config.catalog_path, read_only=True)
-        except CatalogError as e:
-            raise NotFoundError(str(e)) from e
+        self.catalog = open_catalog(config)
         if snapshot is not None and not self.catalog.has_snapshot(snapshot):
             newest = self.catalog.current_snapshot()
             self.catalog.close()
@@ -93,8 +83,8 @@ class LakeConnection:
     # -- the DuckDB API, pruned ---------------------------------------------------------------
 
     def sql(self, query: str, params: Any = None) -> duckdb.DuckDBPyRelation:
-        """Run `query` (pruned) and return DuckDB's relation."""
-        plan = self.plan(query)
+        """Run `query` (pruned) and return DuckDB's relation; named `params` prune like literals."""
+        plan = self.plan(query, params)
         try:
             return self.con.sql(plan.sql, params=params)
         except duckdb.Error as e:
@@ -104,7 +94,7 @@ class LakeConnection:
 
     def execute(self, query: str, params: Any = None) -> LakeConnection:
         """Run `query` (pruned); fetch with `fetchall`/`fetchone`/`df`/`arrow` as on DuckDB."""
-        plan = self.plan(query)
+        plan = self.plan(query, params)
         try:
             self.con.execute(plan.sql, params)
         except duckdb.Error as e:
@@ -132,8 +122,12 @@ class LakeConnection:
         """The snapshot queries read: the pinned one, or the catalog's newest."""
         return self.catalog.current_snapshot() if self.pinned is None else self.pinned
 
-    def plan(self, query: str) -> QueryPlan:
-        """Prune every dataset reference of `query` and return the SQL to run."""
+    def plan(self, query: str, params: Any = None) -> QueryPlan:
+        """Prune every dataset reference of `query` and return the SQL to run.
+
+        `params` are the values the query will run with; named ones (a mapping for ``$name``)
+        take part in pruning, positional ones (``?``) do not.
+        """
         snapshot = self.snapshot
         self._refresh_full_views(snapshot, strict=False)
         prefix = ""
@@ -141,7 +135,7 @@ class LakeConnection:
         body = query
         if m:
             prefix, body = query[: m.end()], query[m.end() :]
-        refs = self._references(body)
+        refs = self._references(body, params if isinstance(params, Mapping) else None)
         if refs is None:
             # SET, CREATE, ... may change what constants mean (e.g. TimeZone): forget cached analyses.
             self._refs_cache.clear()
@@ -157,21 +151,23 @@ class LakeConnection:
             text = text[: ref.start] + view + alias + text[ref.end :]
         return QueryPlan(query, prefix + text, tuple(reversed(ref_plans)), True)
 
-    def _references(self, body: str) -> list[tuple[TableRef, Dataset]] | None:
+    def _references(self, body: str, params: Mapping[str, object] | None = None) -> list[tuple[TableRef, Dataset]] | None:
         """Dataset references of a statement and their predicates (None: not a single SELECT).
 
-        The analysis depends only on the text and session settings, so it is cached per
-        connection; which files the predicates select is decided anew by every plan.
+        Without parameters the analysis depends only on the text and session settings, so it
+        is cached per connection; which files the predicates select is decided anew by every plan.
         """
-        if body in self._refs_cache:
+        if not params and body in self._refs_cache:
             return self._refs_cache[body]
         refs: list[tuple[TableRef, Dataset]] | None = []
         for dataset in self.catalog.datasets():
-            found = find_table_refs(self.con, body, dataset.spec.name, _kinds(dataset))
+            found = find_table_refs(self.con, body, dataset.spec.name, _kinds(dataset), params)
             if found is None or refs is None:
                 refs = None
                 break
             refs.extend((r, dataset) for r in found)
+        if params:
+            return refs
         if len(self._refs_cache) >= 512:
             self._refs_cache.clear()
         self._refs_cache[body] = refs
@@ -254,7 +250,7 @@ def connect(root: str | Path | None = None, *, snapshot: int | None = None, conf
 
 
 def _kinds(dataset: Dataset) -> dict[str, str]:
-    return {c: _KINDS[t] for c, t in dataset.spec.columns.items() if t in _KINDS}
+    return {c: PREDICATE_KINDS[t] for c, t in dataset.spec.columns.items() if t in PREDICATE_KINDS}
 
 
 def _one_line(error: Exception) -> str:

@@ -24,6 +24,7 @@ from typing import Any
 
 import duckdb
 
+from ticklake.columns import KIND_SQL_TYPES
 from ticklake.query.quoting import quote_literal
 
 Node = dict[str, Any]
@@ -42,7 +43,6 @@ _FLIP = {"=": "=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 # 'YYYY-MM-DD HH:MM[:SS[.ffffff]]' with an explicit +HH:MM offset or Z: read the same by DuckDB and Python.
 _OFFSET_TIMESTAMP = re.compile(r"^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2})$")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_SQL_TYPE = {"timestamptz": "TIMESTAMPTZ", "date": "DATE", "integer": "BIGINT", "double": "DOUBLE", "varchar": "VARCHAR"}
 _QUERY_NODES = frozenset({"SELECT_NODE", "SET_OPERATION_NODE", "RECURSIVE_CTE_NODE", "CTE_NODE"})
 # Expression classes allowed in a constant side; anything else (column refs,
 # subqueries, parameters, COLLATE, lambdas, windows...) disqualifies it.
@@ -105,10 +105,20 @@ class _Context:
     templates: dict[str, Node] = field(default_factory=dict)
     safe_functions: frozenset[str] | None = None
     tokens: list[int] | None = None
+    params: Mapping[str, object] = field(default_factory=dict)  # values of named parameters ($name)
 
 
-def find_table_refs(con: duckdb.DuckDBPyConnection, sql: str, table: str, columns: Mapping[str, str]) -> list[TableRef] | None:
+def find_table_refs(
+    con: duckdb.DuckDBPyConnection,
+    sql: str,
+    table: str,
+    columns: Mapping[str, str],
+    params: Mapping[str, object] | None = None,
+) -> list[TableRef] | None:
     """Return every reference to ``table`` in ``sql`` with its pruning predicates.
+
+    ``params`` are the values the query will be run with for its named parameters (``$name``):
+    a parameter with a value counts as a constant, one without makes its predicate unusable.
 
     ``columns`` maps column names to a kind ("timestamptz", "date", "integer",
     "double", "varchar"); predicates on other columns are ignored.  Returns
@@ -133,13 +143,15 @@ def find_table_refs(con: duckdb.DuckDBPyConnection, sql: str, table: str, column
     []
     >>> find_table_refs(con, "DELETE FROM ticks", "ticks", {}) is None
     True
+    >>> find_table_refs(con, "SELECT * FROM ticks WHERE hour = $h + 1", "ticks", {"hour": "integer"}, {"h": 4})[0].predicates
+    (Predicate(column='hour', op='=', values=(5,)),)
     """
     if "\x00" in sql:  # no SQL text holds a NUL; let DuckDB itself reject the statement
         return None
     parsed = json.loads(_fetch_one(con, "json_serialize_sql", sql)[0])
     if parsed.get("error") or len(parsed.get("statements", [])) != 1:
         return None
-    ctx = _Context(con, sql, table.lower(), {k.lower(): v for k, v in columns.items()})
+    ctx = _Context(con, sql, table.lower(), {k.lower(): v for k, v in columns.items()}, params=params or {})
     _walk(parsed["statements"][0], frozenset(), ctx)
     return sorted(ctx.refs, key=lambda ref: ref.start)
 
@@ -238,7 +250,7 @@ def _resolver(qual: str | None, single: bool, ctx: _Context) -> Resolver:
             column = names[1]
         else:
             return None
-        return column if ctx.columns.get(column) in _SQL_TYPE else None
+        return column if ctx.columns.get(column) in KIND_SQL_TYPES else None
 
     return resolve
 
@@ -366,6 +378,8 @@ def _is_constant(expr: Node, ctx: _Context) -> bool:
             stack.extend(item)
         elif isinstance(item, dict):
             cls = item.get("class")
+            if cls == "PARAMETER" and item.get("identifier") in ctx.params:
+                continue  # its value is known: a constant like any literal
             if cls is not None and cls not in _CONST_CLASSES:
                 return False
             if cls == "FUNCTION" and not _is_safe_function(item, ctx):
@@ -395,7 +409,7 @@ def _template(kind: str, ctx: _Context) -> Node:
     """
     if kind not in ctx.templates:
         x = f"'{_SENTINEL}'"
-        cast = f"CAST({x} AS {_SQL_TYPE[kind]})"
+        cast = f"CAST({x} AS {KIND_SQL_TYPES[kind]})"
         value = f"epoch_us({cast})" if kind == "timestamptz" else cast
         exact = f"{cast} = {x}"
         if kind in ("timestamptz", "date"):
@@ -425,9 +439,10 @@ def _evaluate(expr: Node, kind: str, ctx: _Context) -> object:
     ``json_execute_serialized_sql`` ignores session settings such as TimeZone.
     """
     tree = json.dumps(_substitute(_template(kind, ctx), expr))
+    used = {name: ctx.params[name] for name in _parameters(expr)}
     try:
         sql = _fetch_one(ctx.con, "json_deserialize_sql", tree)[0]
-        row = ctx.con.execute(sql).fetchone()
+        row = (ctx.con.execute(sql, used) if used else ctx.con.execute(sql)).fetchone()
     except (duckdb.Error, ValueError, OverflowError):
         return _SKIP
     if row is None or row[1] is None or row[2] is not True:
@@ -442,6 +457,17 @@ def _evaluate(expr: Node, kind: str, ctx: _Context) -> object:
     if not ok or (kind == "double" and math.isnan(value)):
         return _SKIP
     return float(value) if kind == "double" else int(value) if kind in ("timestamptz", "integer") else value
+
+
+def _parameters(expr: Any) -> set[str]:
+    """Names of the parameters an expression uses."""
+    if isinstance(expr, list):
+        return {name for item in expr for name in _parameters(item)}
+    if not isinstance(expr, dict):
+        return set()
+    if expr.get("class") == "PARAMETER":
+        return {str(expr.get("identifier"))}
+    return {name for value in expr.values() for name in _parameters(value)}
 
 
 # --- source offsets -----------------------------------------------------------
