@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import doctest
 import importlib
+import itertools
 import pkgutil
 import re
 import tomllib
@@ -14,7 +15,8 @@ import click
 import pytest
 
 from ticklake.cli import cli
-from ticklake.config import SETTINGS, LakeConfig
+from ticklake.config import SETTINGS, Setting
+from ticklake.pipelines.settings import PIPELINE_SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -30,14 +32,34 @@ def test_every_command_has_help_and_is_in_the_readme() -> None:
                 assert param.help, f"{name} {param.opts}"
 
 
-def test_every_setting_is_documented_with_its_variable_and_default() -> None:
-    for setting in SETTINGS:
-        row = next((line for line in README.splitlines() if line.startswith(f"| `{setting.name}` |")), None)
-        assert row is not None, setting.name
-        assert f"`{setting.env}`" in row
-        if setting.default != "":
-            assert str(setting.default).lstrip("./") in row.replace(",", "")
-    assert {s.name for s in SETTINGS} == set(LakeConfig.__dataclass_fields__)
+def readme_table(header: str) -> dict[str, dict[str, str]]:
+    """The rows of the README table that starts with `header`, by environment variable, cells by column."""
+    lines = README.splitlines()
+    start = lines.index(header)
+    columns = [c.strip() for c in header.strip("|").split("|")]
+    rows: dict[str, dict[str, str]] = {}
+    for line in itertools.takewhile(lambda line: line.startswith("|"), lines[start + 2 :]):
+        cells = dict(zip(columns, (c.strip().strip("`") for c in line.strip("|").split("|")), strict=True))
+        rows[cells["environment variable"]] = cells
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("header", "settings"),
+    [
+        ("| setting | environment variable | default | meaning |", SETTINGS),  # ## Settings
+        ("| environment variable | default | meaning |", PIPELINE_SETTINGS),  # ## Pipelines (Dagster)
+    ],
+    ids=["lake", "pipelines"],
+)
+def test_every_setting_is_documented_with_its_variable_and_default(header: str, settings: tuple[Setting, ...]) -> None:
+    rows = readme_table(header)
+    assert set(rows) == {s.env for s in settings}
+    for s in settings:
+        row = rows[s.env]
+        assert row.get("setting", s.name) == s.name and row["meaning"], s.env
+        if s.default != "":  # an empty default is documented by what it means (writer_id: host-pid)
+            assert s.parse(row["default"]) == s.default, s.env
 
 
 def test_every_quarantine_reason_is_documented() -> None:
@@ -69,3 +91,20 @@ def test_docstring_examples(name: str) -> None:
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS, report=True)
     assert result.failed == 0, f"{name}: {result.failed} of {result.attempted} docstring examples failed"
+
+
+def test_the_layout_names_only_what_exists() -> None:
+    block = README.split("## Layout", 1)[1].split("```")[1]
+    parent = ROOT
+    named = []
+    for line in block.strip().splitlines():
+        name = line.split()[0]
+        if not line.startswith(" "):
+            parent = ROOT / name if name.endswith("/") else ROOT
+            path = ROOT / name
+        else:
+            path = parent / name
+        named.append(path)
+        assert path.exists(), f"README layout names {name}, which does not exist"
+    folders = {p for p in (ROOT / "lake").iterdir() if p.is_dir() and (p / "__init__.py").exists()}
+    assert folders <= set(named), "every concept folder of lake/ has its line"
