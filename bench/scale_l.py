@@ -22,10 +22,9 @@ from typing import Any
 
 import pyarrow as pa
 
-from ticklake.build.compaction import open_catalog
 from ticklake.catalog import Commit
 from ticklake.config import LakeConfig
-from ticklake.datasets import TICKS
+from ticklake.datasets import TICKS, open_catalog
 from ticklake.query.connection import LakeConnection
 from ticklake.query.duck import connect_duckdb
 from ticklake.query.quoting import quote_literal
@@ -61,7 +60,8 @@ def build(root: Path, files: int) -> int:
     """A planning lake with at least `files` files (whole hours of three tick types); return the count."""
     shutil.rmtree(root, ignore_errors=True)
     config = LakeConfig(root=root)
-    catalog, dataset = open_catalog(config)
+    catalog = open_catalog(config, create=True)
+    dataset = catalog.ensure_dataset(TICKS)
     templates = {}
     for tick_type in TICK_TYPES:
         rel = f"_templates/{tick_type}.parquet"

@@ -2,9 +2,18 @@
 
 from ticklake.catalog.bloom import BloomFilter
 from ticklake.catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict, LeaseHeld, TicklakeError
-from ticklake.catalog.leases import Lease
+from ticklake.catalog.leases import Lease, hold_lease
 from ticklake.catalog.pruning import PrunePlan, PruneStep, prune_files
-from ticklake.catalog.records import ColumnStats, Commit, ConsumedSegment, Dataset, DatasetSpec, LiveFile, NewFile
+from ticklake.catalog.records import (
+    ColumnStats,
+    Commit,
+    ConsumedSegment,
+    Dataset,
+    DatasetSpec,
+    LiveFile,
+    LiveTotals,
+    NewFile,
+)
 from ticklake.catalog.store import Catalog
 
 __all__ = [
@@ -22,9 +31,11 @@ __all__ = [
     "Lease",
     "LeaseHeld",
     "LiveFile",
+    "LiveTotals",
     "NewFile",
     "PrunePlan",
     "PruneStep",
     "TicklakeError",
+    "hold_lease",
     "prune_files",
 ]

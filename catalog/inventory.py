@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ticklake.catalog.bloom import canonical
+from ticklake.catalog.errors import CatalogError
 from ticklake.catalog.records import Dataset
-from ticklake.catalog.store import _LIVE, Catalog
+from ticklake.catalog.store import LIVE, Catalog
 
 
 @dataclass(frozen=True)
@@ -37,14 +38,14 @@ def value_presence(
     """Rows holding ``column = value`` in live files whose time range lies in [ts_from, ts_to).
 
     Exact for files inside the range (hourly files inside a day); answered from the inverted
-    index, so no data file is opened.
+    index, so no data file is opened. Raises CatalogError for a column with no inverted index.
     """
     if column not in dataset.spec.indexed_columns:
-        raise ValueError(f"column {column!r} of dataset {dataset.spec.name!r} has no inverted index")
+        raise CatalogError(f"column {column!r} of dataset {dataset.spec.name!r} has no inverted index")
     key = canonical(value).decode()
     rows = catalog.db.execute(
         "SELECT f.partition_path, v.rows FROM file_values v JOIN files f ON f.file_id = v.file_id"
-        f" WHERE v.column_name = :column AND v.value = :value AND f.dataset_id = :dataset AND {_LIVE}"
+        f" WHERE v.column_name = :column AND v.value = :value AND f.dataset_id = :dataset AND {LIVE}"
         " AND f.ts_min >= :ts_from AND f.ts_max < :ts_to ORDER BY f.partition_path",
         {
             "column": column,

@@ -18,12 +18,9 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from ticklake.catalog.errors import CatalogError, LeaseHeld
-
-if TYPE_CHECKING:
-    from ticklake.catalog.store import Catalog
+from ticklake.catalog.store import Catalog
 
 
 @dataclass
@@ -77,7 +74,10 @@ def release(catalog: Catalog, lease: Lease) -> None:
 
 @contextmanager
 def hold_lease(catalog: Catalog, name: str, owner: str, *, ttl: float = 60.0, wait: float = 0.0) -> Iterator[Lease]:
-    """Hold lease `name` for the duration of the block; wait up to `wait` seconds for it, else LeaseHeld."""
+    """Hold lease `name` (e.g. ``'ticks/2022-01-07T05'``) for the duration of the block.
+
+    Waits up to `wait` seconds for another holder to let go, then raises LeaseHeld.
+    """
     if ttl <= 0:
         raise CatalogError(f"lease {name!r}: ttl must be positive, got {ttl}")
     deadline = time.monotonic() + wait
@@ -103,8 +103,6 @@ def hold_lease(catalog: Catalog, name: str, owner: str, *, ttl: float = 60.0, wa
 
 def _keep(path: Path, lease: Lease, stop: threading.Event) -> None:
     """Renew `lease` every third of its TTL until `stop`, on a connection of this thread's own."""
-    from ticklake.catalog.store import Catalog
-
     with Catalog(path) as own:
         while not stop.wait(lease.ttl / 3):
             try:

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Iterable, Sequence
+import sqlite3
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from itertools import starmap
 from typing import Any, Protocol
 
 from ticklake.catalog.bloom import BloomFilter, canonical
 from ticklake.catalog.records import Dataset, LiveFile
-from ticklake.catalog.store import _LIVE, Catalog, _live_file
+from ticklake.catalog.store import FILE_COLUMNS, LIVE, Catalog
 
 _OPS = {"=", "in", "<", "<=", ">", ">="}
 
@@ -92,6 +94,112 @@ def _show(value: Any) -> str:
     return repr(value) if isinstance(value, str) else str(value)
 
 
+@dataclass(frozen=True)
+class _Scope:
+    """What every step may read: the catalog, the dataset, the snapshot and the usable conditions."""
+
+    catalog: Catalog
+    dataset: Dataset
+    snapshot: int
+    conditions: list[Condition]
+
+
+Candidates = list[LiveFile] | None
+"""Files a step may still keep. None before the partitions step: every file live in the snapshot,
+counted from the catalog's record but not loaded, so that step can load only those in its time
+range through SQLite's index."""
+
+Step = Callable[[_Scope, Candidates], tuple[Candidates, list[Condition]]]
+
+
+def _snapshot(scope: _Scope, files: Candidates) -> tuple[Candidates, list[Condition]]:
+    """Every file live in the snapshot, left unloaded (see `Candidates`)."""
+    return files, []
+
+
+def _partitions(scope: _Scope, files: Candidates) -> tuple[Candidates, list[Condition]]:
+    """Partitions and time range, from the file records alone."""
+    spec = scope.dataset.spec
+    time_conds = [c for c in scope.conditions if c.column == spec.time_column]
+    part_conds = [c for c in scope.conditions if c.column in spec.partition_keys]
+    implied = [t for c in part_conds if c.column == "date" for t in _date_as_time(c, spec.time_column)]
+    kept = _loaded(scope, files, time_conds + implied)
+    if part_conds:
+        kept = [f for f in kept if all(_partition_match(f, c, spec.columns[c.column]) for c in part_conds)]
+    return kept, time_conds + part_conds
+
+
+def _min_max(scope: _Scope, files: Candidates) -> tuple[Candidates, list[Condition]]:
+    """Min/max statistics of data columns."""
+    spec = scope.dataset.spec
+    kept = _loaded(scope, files)
+    used = []
+    for c in scope.conditions:
+        if c.column in spec.partition_keys or c.column == spec.time_column:
+            continue
+        stats = _column_rows(
+            scope.catalog.db, "SELECT file_id, min_value, max_value FROM file_stats WHERE column_name = ?", c.column, kept
+        )
+        if not stats:
+            continue
+        kept = [f for f in kept if f.file_id not in stats or _stats_match(stats[f.file_id], c)]
+        used.append(c)
+    return kept, used
+
+
+def _inverted_index(scope: _Scope, files: Candidates) -> tuple[Candidates, list[Condition]]:
+    """Inverted index: exact value -> files."""
+    spec = scope.dataset.spec
+    kept = _loaded(scope, files)
+    used = []
+    for c in scope.conditions:
+        if c.column in spec.indexed_columns and c.op in ("=", "in") and c.column not in spec.partition_keys:
+            keys = [canonical(v).decode() for v in c.values]
+            marks = ", ".join("?" * len(keys))
+            hits = {
+                r[0]
+                for r in scope.catalog.db.execute(
+                    f"SELECT file_id FROM file_values WHERE column_name = ? AND value IN ({marks})"
+                    " AND file_id IN (SELECT value FROM json_each(?))",
+                    [c.column, *keys, json.dumps([f.file_id for f in kept])],
+                )
+            }
+            kept = [f for f in kept if f.file_id in hits]
+            used.append(c)
+    return kept, used
+
+
+def _bloom(scope: _Scope, files: Candidates) -> tuple[Candidates, list[Condition]]:
+    """Bloom filters: "certainly not here" per file."""
+    kept = _loaded(scope, files)
+    used = []
+    for c in scope.conditions:
+        if c.column in scope.dataset.spec.bloom_columns and c.op in ("=", "in"):
+            blooms = _column_rows(
+                scope.catalog.db,
+                "SELECT file_id, num_bits, num_hashes, bits FROM file_blooms WHERE column_name = ?",
+                c.column,
+                kept,
+            )
+            kept = [
+                f
+                for f in kept
+                if f.file_id not in blooms or any(BloomFilter(*blooms[f.file_id]).might_contain(v) for v in c.values)
+            ]
+            used.append(c)
+    return kept, used
+
+
+STEPS: tuple[tuple[str, Step], ...] = (
+    ("snapshot", _snapshot),
+    ("partitions", _partitions),
+    ("min/max", _min_max),
+    ("inverted index", _inverted_index),
+    ("bloom", _bloom),
+)
+"""The pruning steps in the order they run, each named as plans and ``--explain`` show it."""
+
+
 def prune_files(
     catalog: Catalog,
     dataset: Dataset,
@@ -101,77 +209,37 @@ def prune_files(
 ) -> PrunePlan:
     """Files of `dataset` live in `snapshot` (default: current) that may hold rows matching all `conditions`."""
     spec = dataset.spec
-    snap = catalog.current_snapshot() if snapshot is None else snapshot
-    conds = [c for c in conditions if c.op in _OPS and c.column in spec.columns and c.values]
-    db = catalog.db
-    params: dict[str, Any] = {"dataset": dataset.dataset_id, "snapshot": snap}
-    total = catalog.live_file_count(dataset.dataset_id, snap)
-    steps = [PruneStep("snapshot", total)]
-
-    # Partitions and time range: from file records alone.
-    time_conds = [c for c in conds if c.column == spec.time_column]
-    part_conds = [c for c in conds if c.column in spec.partition_keys]
-    implied = [t for c in part_conds if c.column == "date" for t in _date_as_time(c, spec.time_column)]
-    sql = (
-        "SELECT file_id, path, partition_path, partition_values, rows, bytes, ts_min, ts_max, added_snapshot"
-        f" FROM files WHERE dataset_id = :dataset AND {_LIVE}"
+    scope = _Scope(
+        catalog,
+        dataset,
+        catalog.current_snapshot() if snapshot is None else snapshot,
+        [c for c in conditions if c.op in _OPS and c.column in spec.columns and c.values],
     )
-    if time_conds or implied:
+    files: Candidates = None
+    steps = []
+    for name, step in STEPS:
+        files, used = step(scope, files)
+        count = catalog.live_file_count(dataset.dataset_id, scope.snapshot) if files is None else len(files)
+        steps.append(PruneStep(name, count, tuple(describe(c) for c in used)))
+    return PrunePlan(scope.snapshot, _loaded(scope, files), steps)
+
+
+def _loaded(scope: _Scope, files: Candidates, bounds: Sequence[Condition] = ()) -> list[LiveFile]:
+    """The candidates within the time `bounds`, loading them when they are not loaded yet."""
+    if files is not None:
+        if not bounds:
+            return files
+        return [f for f in files if all(may_match(f.ts_min, f.ts_max, c.op, c.values) for c in bounds)]
+    db = scope.catalog.db
+    params: dict[str, Any] = {"dataset": scope.dataset.dataset_id, "snapshot": scope.snapshot}
+    sql = f"SELECT {FILE_COLUMNS} FROM files WHERE dataset_id = :dataset AND {LIVE}"
+    if bounds:
         # The longest file span turns "ts_max >= x" into an index range "ts_min >= x - span".
-        (params["span"],) = db.execute(
-            "SELECT max_file_span FROM datasets WHERE dataset_id = :dataset", params
-        ).fetchone()
-    for i, c in enumerate(time_conds + implied):
+        (params["span"],) = db.execute("SELECT max_file_span FROM datasets WHERE dataset_id = :dataset", params).fetchone()
+    for i, c in enumerate(bounds):
         sql += _time_clause(c, i, params)
-    files = [_live_file(r) for r in db.execute(sql + " ORDER BY path", params)]
-    if part_conds:
-        files = [f for f in files if all(_partition_match(f, c, spec.columns[c.column]) for c in part_conds)]
-    steps.append(PruneStep("partitions", len(files), tuple(describe(c) for c in time_conds + part_conds)))
-
-    # Min/max statistics of data columns.
-    stat_conds = [c for c in conds if c.column not in spec.partition_keys and c.column != spec.time_column]
-    used: list[str] = []
-    for c in stat_conds:
-        stats = _column_rows(db, "SELECT file_id, min_value, max_value FROM file_stats WHERE column_name = ?", c.column, files)
-        if not stats:
-            continue
-        files = [f for f in files if f.file_id not in stats or _stats_match(stats[f.file_id], c)]
-        used.append(describe(c))
-    steps.append(PruneStep("min/max", len(files), tuple(used)))
-
-    # Inverted index: exact value -> files.
-    used = []
-    for c in conds:
-        if c.column in spec.indexed_columns and c.op in ("=", "in") and c.column not in spec.partition_keys:
-            keys = [canonical(v).decode() for v in c.values]
-            marks = ", ".join("?" * len(keys))
-            hits = {
-                r[0]
-                for r in db.execute(
-                    f"SELECT file_id FROM file_values WHERE column_name = ? AND value IN ({marks})"
-                    " AND file_id IN (SELECT value FROM json_each(?))",
-                    [c.column, *keys, json.dumps([f.file_id for f in files])],
-                )
-            }
-            files = [f for f in files if f.file_id in hits]
-            used.append(describe(c))
-    steps.append(PruneStep("inverted index", len(files), tuple(used)))
-
-    # Bloom filters: "certainly not here" per file.
-    used = []
-    for c in conds:
-        if c.column in spec.bloom_columns and c.op in ("=", "in"):
-            blooms = _column_rows(
-                db, "SELECT file_id, num_bits, num_hashes, bits FROM file_blooms WHERE column_name = ?", c.column, files
-            )
-            files = [
-                f
-                for f in files
-                if f.file_id not in blooms or any(BloomFilter(*blooms[f.file_id]).might_contain(v) for v in c.values)
-            ]
-            used.append(describe(c))
-    steps.append(PruneStep("bloom", len(files), tuple(used)))
-    return PrunePlan(snap, files, steps)
+    # Columns come typed from SQLite (INTEGER, TEXT): no conversion on this hot path.
+    return list(starmap(LiveFile, db.execute(sql + " ORDER BY path", params)))
 
 
 @dataclass(frozen=True)
@@ -233,7 +301,7 @@ def _partition_match(f: LiveFile, c: Condition, column_type: str) -> bool:
     return may_match(value, value, c.op, values)
 
 
-def _column_rows(db: Any, sql: str, column: str, files: list[LiveFile]) -> dict[int, tuple[Any, ...]]:
+def _column_rows(db: sqlite3.Connection, sql: str, column: str, files: list[LiveFile]) -> dict[int, tuple[Any, ...]]:
     """Rows of a per-file table for one column, keyed by file id, for the candidate files only
     (looked up by primary key, so the cost follows the candidates, not the size of the lake)."""
     if not files:
@@ -243,4 +311,4 @@ def _column_rows(db: Any, sql: str, column: str, files: list[LiveFile]) -> dict[
     return {r[0]: tuple(r[1:]) for r in rows}
 
 
-__all__ = ["Condition", "PrunePlan", "PruneStep", "may_match", "prune_files"]
+__all__ = ["STEPS", "Condition", "PrunePlan", "PruneStep", "may_match", "prune_files"]

@@ -1,9 +1,13 @@
-"""Plain records the catalog reads and writes; no SQL here."""
+"""Plain records the catalog reads and writes; no SQL here.
+
+A record read from a table names its fields after the table's columns, in select order, so its
+select list is derived from the record (`columns`) and never written out by hand.
+"""
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from functools import cached_property
 from typing import Any
 
@@ -58,12 +62,14 @@ class NewFile:
 
 @dataclass(frozen=True)
 class LiveFile:
-    """A data file as the catalog knows it."""
+    """A data file as the catalog knows it: one row of ``files``."""
 
     file_id: int
     path: str
     partition_path: str
-    partition_json: str
+    # The column's JSON text; `partition_values` decodes it on first use (planning a full scan
+    # never needs it, and a plan may hold 100,000 files).
+    partition_values_json: str = field(metadata={"column": "partition_values"})
     rows: int
     bytes: int
     ts_min: int
@@ -72,14 +78,14 @@ class LiveFile:
 
     @cached_property
     def partition_values(self) -> dict[str, Any]:
-        """Partition key -> value; decoded on first use (planning a full scan never needs it)."""
-        values: dict[str, Any] = json.loads(self.partition_json)
+        """Partition key -> value, as the commit recorded it."""
+        values: dict[str, Any] = json.loads(self.partition_values_json)
         return values
 
 
 @dataclass(frozen=True)
 class ConsumedSegment:
-    """A landing segment consumed by a commit, with its reconciled line counts."""
+    """A landing segment consumed by a commit, with its reconciled line counts: one row of ``segments``."""
 
     path: str
     bytes: int
@@ -88,6 +94,15 @@ class ConsumedSegment:
     lines: int
     rows_stored: int
     rows_quarantined: int
+
+
+@dataclass(frozen=True)
+class LiveTotals:
+    """Files live in the current snapshot, over every dataset, and the rows and bytes they hold."""
+
+    files: int
+    rows: int
+    bytes: int
 
 
 @dataclass(frozen=True)
@@ -106,3 +121,17 @@ class Commit:
     replace_partitions: tuple[str, ...] = ()
     consume_segments: tuple[ConsumedSegment, ...] = ()
     summary: dict[str, Any] = field(default_factory=dict)
+
+
+def columns(record: type) -> str:
+    """The select list that reads `record`: its fields in order, each named by its column.
+
+    A field whose attribute differs from its column says so in ``metadata["column"]``; rows
+    selected with this list bind to the record positionally, which keeps reading cheap.
+
+    >>> columns(ConsumedSegment)
+    'path, bytes, sha256, hour, lines, rows_stored, rows_quarantined'
+    >>> columns(LiveFile).split(", ")[3]
+    'partition_values'
+    """
+    return ", ".join(f.metadata.get("column", f.name) for f in fields(record))

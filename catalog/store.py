@@ -8,19 +8,26 @@ from __future__ import annotations
 
 import json
 import sqlite3
-import time
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from datetime import UTC, datetime
+from itertools import starmap
 from pathlib import Path
 from typing import Any
 
-from ticklake.catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict
-from ticklake.catalog.leases import Lease, hold_lease
-from ticklake.catalog.records import Commit, ConsumedSegment, Dataset, DatasetSpec, LiveFile
+from ticklake.catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked
+from ticklake.catalog.records import Commit, ConsumedSegment, Dataset, DatasetSpec, LiveFile, LiveTotals, columns
+from ticklake.catalog.writes import apply_commit
 from ticklake.sql import load_sql, migration_names
 
-_LIVE = "added_snapshot <= :snapshot AND (removed_snapshot IS NULL OR removed_snapshot > :snapshot)"
+LIVE = "added_snapshot <= :snapshot AND (removed_snapshot IS NULL OR removed_snapshot > :snapshot)"
+"""SQL condition: a ``files`` row is live in snapshot ``:snapshot`` (added by then, not yet removed)."""
+
+FILE_COLUMNS = columns(LiveFile)
+"""Select list of ``files`` that reads a `LiveFile` (bind with ``LiveFile(*row)``)."""
+
+SEGMENT_COLUMNS = columns(ConsumedSegment)
+"""Select list of ``segments`` that reads a `ConsumedSegment` (bind with ``ConsumedSegment(*row)``)."""
 
 
 def _now() -> str:
@@ -96,7 +103,9 @@ class Catalog:
             for version, name in enumerate(known, start=1):
                 if version in applied:
                     continue
-                # Run the file whole: splitting on ';' breaks on a ';' inside a string.
+                # Not executescript: it would COMMIT the BEGIN IMMEDIATE held here, so the migration and its
+                # schema_migrations row would not be one transaction. SQLite's own parser finds the
+                # statements, so a ';' inside a string is safe.
                 for statement in _statements(load_sql(name)):
                     self.db.execute(statement)
                 self.db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name.split("/")[-1], _now()))
@@ -201,7 +210,14 @@ class Catalog:
         if row is not None:
             return int(row[0])
         params = {"dataset": dataset_id, "snapshot": snapshot}
-        return int(self.db.execute(f"SELECT count(*) FROM files WHERE dataset_id = :dataset AND {_LIVE}", params).fetchone()[0])
+        return int(self.db.execute(f"SELECT count(*) FROM files WHERE dataset_id = :dataset AND {LIVE}", params).fetchone()[0])
+
+    def live_totals(self) -> LiveTotals:
+        """Files live in the current snapshot, over every dataset, with their rows and bytes."""
+        files, rows, size = self.db.execute(
+            "SELECT count(*), coalesce(sum(rows), 0), coalesce(sum(bytes), 0) FROM files WHERE removed_snapshot IS NULL"
+        ).fetchone()
+        return LiveTotals(files=files, rows=rows, bytes=size)
 
     def has_snapshot(self, snapshot: int) -> bool:
         """True when `snapshot` was committed."""
@@ -235,33 +251,34 @@ class Catalog:
             "dataset": dataset_id,
             "snapshot": self.current_snapshot() if snapshot is None else snapshot,
         }
-        sql = (
-            "SELECT file_id, path, partition_path, partition_values, rows, bytes, ts_min, ts_max, added_snapshot"
-            f" FROM files WHERE dataset_id = :dataset AND {_LIVE}"
-        )
+        sql = f"SELECT {FILE_COLUMNS} FROM files WHERE dataset_id = :dataset AND {LIVE}"
         if partition_paths is not None:
             if not partition_paths:
                 return []
             params.update({f"p{i}": p for i, p in enumerate(partition_paths)})
             sql += " AND partition_path IN (" + ", ".join(f":p{i}" for i in range(len(partition_paths))) + ")"
-        return [_live_file(row) for row in self.db.execute(sql + " ORDER BY path", params)]
+        # Columns come typed from SQLite (INTEGER, TEXT): no conversion on this hot path.
+        return list(starmap(LiveFile, self.db.execute(sql + " ORDER BY path", params)))
 
     def consumed(self, sha256s: Sequence[str]) -> dict[str, ConsumedSegment]:
         """Of the given content hashes, those already consumed, with their recorded segment."""
-        return {row[2]: ConsumedSegment(*row) for row in self._consumed_where("sha256", sha256s)}
+        return {s.sha256: s for s in self._consumed_where("sha256", sha256s)}
 
     def consumed_paths(self, paths: Sequence[str]) -> set[str]:
         """Of the given segment paths (relative to the lake root), those recorded as consumed."""
-        return {row[0] for row in self._consumed_where("path", paths)}
+        return {s.path for s in self._consumed_where("path", paths)}
 
     def segments_of_hour(self, dataset_id: int, hour: str) -> list[ConsumedSegment]:
         """Segments consumed for one event hour (``'2022-01-07T05'``), in the order they were consumed."""
         rows = self.db.execute(
-            "SELECT path, bytes, sha256, hour, lines, rows_stored, rows_quarantined FROM segments"
-            " WHERE dataset_id = ? AND hour = ? ORDER BY segment_id",
+            f"SELECT {SEGMENT_COLUMNS} FROM segments WHERE dataset_id = ? AND hour = ? ORDER BY segment_id",
             (dataset_id, hour),
         )
-        return [ConsumedSegment(*row) for row in rows]
+        return list(starmap(ConsumedSegment, rows))
+
+    def consumed_segment_count(self) -> int:
+        """Landing segments consumed by any commit, over every dataset."""
+        return int(self.db.execute("SELECT count(*) FROM segments").fetchone()[0])
 
     def hours_consumed(self, dataset_id: int, hours: Sequence[str]) -> set[str]:
         """Of the given event hours, those for which at least one segment was consumed."""
@@ -271,48 +288,24 @@ class Catalog:
         )
         return {row[0] for row in rows}
 
-    def lease(self, name: str, owner: str, *, ttl: float = 60.0, wait: float = 0.0) -> AbstractContextManager[Lease]:
-        """Hold lease `name` (e.g. ``'ticks/2022-01-07T05'``) for a ``with`` block; see `catalog.leases`.
-
-        Waits up to `wait` seconds for another holder to let go, then raises LeaseHeld.
-        """
-        return hold_lease(self, name, owner, ttl=ttl, wait=wait)
-
-    def _consumed_where(self, column: str, values: Sequence[str]) -> list[tuple[Any, ...]]:
-        """Consumed-segment rows whose `column` (sha256 or path) is one of `values`, in one query."""
+    def _consumed_where(self, column: str, values: Sequence[str]) -> list[ConsumedSegment]:
+        """Consumed segments whose `column` (sha256 or path) is one of `values`, in one query."""
         rows = self.db.execute(
-            "SELECT path, bytes, sha256, hour, lines, rows_stored, rows_quarantined FROM segments"
-            f" WHERE {column} IN (SELECT value FROM json_each(?))",
+            f"SELECT {SEGMENT_COLUMNS} FROM segments WHERE {column} IN (SELECT value FROM json_each(?))",
             (json.dumps(list(values)),),
         )
-        return rows.fetchall()
+        return list(starmap(ConsumedSegment, rows))
 
-    def commit(self, commit: Commit, *, retries: int = 0) -> int:
-        """Apply `commit` atomically as a new snapshot and return its id.
+    def commit(self, commit: Commit) -> int:
+        """Apply `commit` atomically as a new snapshot and return its id (one attempt).
 
         Raises CommitConflict when a file to replace is no longer live, the replaced partitions
-        hold files the writer did not read, or a segment was consumed already.
+        hold files the writer did not read, or a segment was consumed already; CatalogLocked when
+        the write lock stays taken past the timeout. Retrying is the caller's policy (the lake's
+        build steps retry both, on one schedule: `ticklake.build.commit`).
         """
-        attempt = 0
-        while True:
-            try:
-                return self._commit_once(commit)
-            except CatalogLocked:
-                if attempt >= retries:
-                    raise
-                attempt += 1
-                time.sleep(min(2.0, 0.05 * 2**attempt))
-
-    def _commit_once(self, commit: Commit) -> int:
-        from ticklake.catalog.writes import apply_commit  # keeps this module about connection and reads
-
         with self.transaction() as db:
             return apply_commit(db, commit, _now())
-
-
-def _live_file(row: Sequence[Any]) -> LiveFile:
-    # Columns come typed from SQLite (INTEGER, TEXT): no conversion on this hot path.
-    return LiveFile(*row)
 
 
 def _statements(script: str) -> Iterator[str]:
@@ -327,4 +320,4 @@ def _statements(script: str) -> Iterator[str]:
         raise CatalogCorrupt(f"incomplete SQL statement in migration: {pending.strip()[:80]}")
 
 
-__all__ = ["Catalog", "CommitConflict"]
+__all__ = ["FILE_COLUMNS", "LIVE", "SEGMENT_COLUMNS", "Catalog"]

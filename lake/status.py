@@ -5,18 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from ticklake.catalog import Catalog
+from ticklake.catalog import LiveTotals
 from ticklake.catalog.inventory import Presence, value_presence
 from ticklake.config import LakeConfig
-from ticklake.datasets import TICKS
+from ticklake.datasets import TICKS, find_catalog, open_catalog
 from ticklake.errors import NotFoundError
 from ticklake.landing.buffer import sealed_segments
-
-
-def _catalog(config: LakeConfig) -> Catalog:
-    if not config.catalog_path.exists():
-        raise NotFoundError(f"lake {config.root}: no catalog.sqlite (nothing compacted yet?)")
-    return Catalog(config.catalog_path, read_only=True)
 
 
 def has_contract(config: LakeConfig, contract_id: int, day: date) -> Presence:
@@ -24,7 +18,7 @@ def has_contract(config: LakeConfig, contract_id: int, day: date) -> Presence:
     start = datetime(day.year, day.month, day.day, tzinfo=UTC)
     lo = int(start.timestamp()) * 1_000_000
     hi = int((start + timedelta(days=1)).timestamp()) * 1_000_000
-    with _catalog(config) as catalog:
+    with open_catalog(config) as catalog:
         dataset = catalog.dataset(TICKS.name)
         if dataset is None:
             raise NotFoundError(f"lake {config.root}: dataset 'ticks' not registered")
@@ -47,12 +41,13 @@ class Status:
 def lake_status(config: LakeConfig) -> Status:
     """Current snapshot, live files/rows/bytes, and what waits in the landing buffer."""
     pending = sealed_segments(config.root)
-    snapshot = files = rows = size = consumed = 0
-    if config.catalog_path.exists():
-        with Catalog(config.catalog_path, read_only=True) as catalog:
+    snapshot = consumed = 0
+    totals = LiveTotals(files=0, rows=0, bytes=0)
+    catalog = find_catalog(config)
+    if catalog is not None:
+        with catalog:
             snapshot = catalog.current_snapshot()
-            files, rows, size = catalog.db.execute(
-                "SELECT count(*), coalesce(sum(rows), 0), coalesce(sum(bytes), 0) FROM files WHERE removed_snapshot IS NULL"
-            ).fetchone()
-            consumed = catalog.db.execute("SELECT count(*) FROM segments").fetchone()[0]
-    return Status(snapshot, files, rows, size, len(pending), sum(s.bytes for s in pending), consumed)
+            totals = catalog.live_totals()
+            consumed = catalog.consumed_segment_count()
+    pending_bytes = sum(s.bytes for s in pending)
+    return Status(snapshot, totals.files, totals.rows, totals.bytes, len(pending), pending_bytes, consumed)

@@ -61,9 +61,8 @@ class TicklakeSystem(System):
     def storage(self) -> tuple[int, int]:
         """Live data files of the current snapshot."""
         with LakeConnection(self.config) as lake:
-            rows = lake.catalog.db.execute("SELECT coalesce(sum(bytes), 0), count(*) FROM files WHERE removed_snapshot IS NULL")
-            size, count = rows.fetchone() or (0, 0)
-        return int(size), int(count)
+            totals = lake.catalog.live_totals()
+        return totals.bytes, totals.files
 
     def close(self) -> None:
         """Close the lake connection."""

@@ -70,7 +70,8 @@ def summarize_hours(results: Sequence[HourResult]) -> str:
     """One line over several compacted hours."""
     changed = sum(r.snapshot is not None for r in results)
     lines, stored, quarantined = (sum(getattr(r, name) for r in results) for name in ("lines", "stored", "quarantined"))
-    return f"compacted {len(results)} hours ({changed} changed): {lines:,} lines -> {stored:,} stored, {quarantined:,} quarantined"
+    head = f"compacted {len(results)} hours ({changed} changed)"
+    return f"{head}: {lines:,} lines -> {stored:,} stored, {quarantined:,} quarantined"
 
 
 def pending_hours(config: LakeConfig) -> list[int]:

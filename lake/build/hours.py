@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from ticklake.catalog import Catalog, Lease
+from ticklake.catalog import Catalog, Lease, hold_lease
 from ticklake.config import LakeConfig
 from ticklake.storage.layout import hour_key
 
@@ -24,5 +24,8 @@ def partition_lease(
     config: LakeConfig, dataset: str, hour: int, owner: str, *, wait: float = 0.0, ttl: float = 60.0
 ) -> Iterator[Lease]:
     """Hold the lease of one hour of `dataset` for a ``with`` block; LeaseHeld if it stays taken past `wait`."""
-    with Catalog(config.catalog_path) as catalog, catalog.lease(lease_name(dataset, hour), owner, ttl=ttl, wait=wait) as lease:
+    with (
+        Catalog(config.catalog_path) as catalog,
+        hold_lease(catalog, lease_name(dataset, hour), owner, ttl=ttl, wait=wait) as lease,
+    ):
         yield lease

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from ticklake.build.hours import lease_name, partition_lease
-from ticklake.catalog import Catalog, CatalogError, LeaseHeld
+from ticklake.catalog import Catalog, CatalogError, LeaseHeld, hold_lease
 from ticklake.catalog.leases import try_acquire
 from ticklake.config import LakeConfig
 
@@ -20,9 +20,9 @@ NAME = "ticks/2022-01-07T05"
 # One holder in a new process: waits for the lease, notes when it held it, lets go.
 HOLDER = """
 import sys, time
-from ticklake.catalog import Catalog
+from ticklake.catalog import Catalog, hold_lease
 path, name, out, hold = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-with Catalog(path) as catalog, catalog.lease(name, f"proc-{out[-5:]}", ttl=5, wait=60):
+with Catalog(path) as catalog, hold_lease(catalog, name, f"proc-{out[-5:]}", ttl=5, wait=60):
     start = time.time()
     time.sleep(hold)
     end = time.time()
@@ -51,7 +51,7 @@ def test_threads_never_hold_one_lease_together(path: Path) -> None:
 
     def work(n: int) -> None:
         nonlocal inside, most
-        with Catalog(path) as catalog, catalog.lease(NAME, f"thread-{n}", ttl=5, wait=30):
+        with Catalog(path) as catalog, hold_lease(catalog, NAME, f"thread-{n}", ttl=5, wait=30):
             with guard:
                 inside += 1
                 most = max(most, inside)
@@ -86,22 +86,22 @@ def test_processes_never_hold_one_lease_together(path: Path, tmp_path: Path) -> 
 
 
 def test_a_held_lease_is_refused_with_its_holder_and_other_names_are_free(path: Path) -> None:
-    with Catalog(path) as one, Catalog(path) as two, one.lease(NAME, "run-a"):
+    with Catalog(path) as one, Catalog(path) as two, hold_lease(one, NAME, "run-a"):
         with pytest.raises(LeaseHeld) as info:
-            with two.lease(NAME, "run-b", wait=0.2):
+            with hold_lease(two, NAME, "run-b", wait=0.2):
                 pass
         assert str(info.value).startswith(f"lease '{NAME}' is held by run-a until ")
         assert str(info.value).endswith("(waited 0.2s)")
-        with two.lease("ticks/2022-01-07T06", "run-b"):
+        with hold_lease(two, "ticks/2022-01-07T06", "run-b"):
             pass
     with Catalog(path) as catalog:  # released on exit
         assert catalog.db.execute("SELECT count(*) FROM leases").fetchone()[0] == 0
 
 
 def test_the_same_owner_name_twice_still_excludes(path: Path) -> None:
-    with Catalog(path) as one, Catalog(path) as two, one.lease(NAME, "run-a"):
+    with Catalog(path) as one, Catalog(path) as two, hold_lease(one, NAME, "run-a"):
         with pytest.raises(LeaseHeld):
-            with two.lease(NAME, "run-a"):
+            with hold_lease(two, NAME, "run-a"):
                 pass
 
 
@@ -110,30 +110,30 @@ def test_a_crashed_holder_blocks_for_one_ttl_at_most(path: Path) -> None:
         lease, _, _ = try_acquire(catalog, NAME, "crashed", ttl=0.3)  # taken, never renewed or released
         assert lease is not None
         with pytest.raises(LeaseHeld):
-            with catalog.lease(NAME, "next"):
+            with hold_lease(catalog, NAME, "next"):
                 pass
         started = time.monotonic()
-        with catalog.lease(NAME, "next", wait=5) as taken:
+        with hold_lease(catalog, NAME, "next", wait=5) as taken:
             assert taken.owner == "next"
         assert time.monotonic() - started < 2
 
 
 def test_a_live_holder_renews_its_lease_past_the_ttl(path: Path) -> None:
     with Catalog(path) as one, Catalog(path) as two:
-        with one.lease(NAME, "slow", ttl=0.3) as lease:
+        with hold_lease(one, NAME, "slow", ttl=0.3) as lease:
             time.sleep(0.8)  # well past one TTL
             with pytest.raises(LeaseHeld):
-                with two.lease(NAME, "eager"):
+                with hold_lease(two, NAME, "eager"):
                     pass
             assert not lease.lost.is_set()
 
 
 def test_a_lapsed_lease_taken_over_is_reported_lost_and_not_released(path: Path) -> None:
     with Catalog(path) as one, Catalog(path) as two:
-        with one.lease(NAME, "slow", ttl=0.6) as lease:
+        with hold_lease(one, NAME, "slow", ttl=0.6) as lease:
             # Someone else found it expired: simulate by moving the expiry into the past.
             two.db.execute("UPDATE leases SET expires_at = 0")
-            with two.lease(NAME, "other", ttl=30):
+            with hold_lease(two, NAME, "other", ttl=30):
                 assert lease.lost.wait(2)
             # the other holder released its own lease; ours stays lost
         assert two.db.execute("SELECT count(*) FROM leases").fetchone()[0] == 0
@@ -151,5 +151,5 @@ def test_read_only_catalog_cannot_lease(path: Path) -> None:
     Catalog(path).close()
     with Catalog(path, read_only=True) as reader:
         with pytest.raises(CatalogError, match="read-only"):
-            with reader.lease(NAME, "x"):
+            with hold_lease(reader, NAME, "x"):
                 pass
