@@ -22,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ticklake.build.commit import FileSink, Staged, commit_staged
+from ticklake.build.hours import tick_partition_paths, tick_partitions
 from ticklake.catalog import Catalog, Commit, ConsumedSegment, Dataset, LiveFile, NewFile
 from ticklake.config import LakeConfig
 from ticklake.datasets import TICKS, open_catalog
@@ -31,9 +32,9 @@ from ticklake.landing.jsonl import LINE, Lines, Parsed, Reject, parse_jsonl
 from ticklake.landing.quarantine import write_quarantine
 from ticklake.landing.sidecar import read_sidecar
 from ticklake.storage.files import read_bytes, sha256_hex
-from ticklake.storage.layout import HOUR_US, hour_key, hour_partition, partition_path
+from ticklake.storage.layout import HOUR_US, hour_key
 from ticklake.storage.parquet import sort_ticks
-from ticklake.ticks import FILE_SCHEMA, TICK_TYPES
+from ticklake.ticks import FILE_SCHEMA
 
 
 @dataclass
@@ -160,8 +161,8 @@ def _stage_hour(
         result.stored += table.num_rows
         result.quarantined += len(rejects)
 
-    partitions = {t: {"tick_type": t, **hour_partition(hour)} for t in TICK_TYPES}
-    live = catalog.live_files(dataset.dataset_id, partition_paths=[partition_path(p) for p in partitions.values()])
+    partitions = tick_partitions(hour)
+    live = catalog.live_files(dataset.dataset_id, partition_paths=tick_partition_paths(hour))
     merged = _merge(config, live, new_tables)
     files: list[NewFile] = []
     for tick_type, partition in partitions.items():
@@ -173,7 +174,7 @@ def _stage_hour(
         operation="compact",
         add_files=tuple(files),
         remove_file_ids=tuple(f.file_id for f in live),
-        replace_partitions=tuple(partition_path(p) for p in partitions.values()),
+        replace_partitions=tuple(tick_partition_paths(hour)),
         consume_segments=tuple(consumed_records),
         summary={
             "hour": hour_key(hour),

@@ -11,11 +11,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ticklake.build.hours import tick_partition_paths
 from ticklake.catalog import Catalog, Dataset, LiveFile
 from ticklake.config import LakeConfig
 from ticklake.datasets import TICKS, find_catalog
-from ticklake.storage.layout import HOUR_US, hour_key, hour_partition, partition_path
-from ticklake.ticks import TICK_TYPES
+from ticklake.storage.layout import HOUR_US, hour_key
 
 
 @dataclass(frozen=True)
@@ -28,15 +28,6 @@ class CheckOutcome:
     metadata: dict[str, int | str] = field(default_factory=dict)
 
 
-def hour_partition_paths(hour: int) -> list[str]:
-    """The ticks partitions of an event hour, one per tick type.
-
-    >>> hour_partition_paths(455981)[0]
-    'tick_type=last/date=2022-01-07/hour=05'
-    """
-    return [partition_path({"tick_type": t, **hour_partition(hour)}) for t in TICK_TYPES]
-
-
 def check_rows_reconcile(config: LakeConfig, hour: int) -> CheckOutcome:
     """Lines of the hour's consumed segments = rows stored + rows quarantined, and the rows
     stored are exactly the rows of the hour's live files (nothing lost, nothing counted twice)."""
@@ -46,7 +37,7 @@ def check_rows_reconcile(config: LakeConfig, hour: int) -> CheckOutcome:
             return CheckOutcome(name, True, "nothing cataloged yet", {"segments": 0})
         catalog, ticks = found
         segments = catalog.segments_of_hour(ticks.dataset_id, hour_key(hour))
-        files = catalog.live_files(ticks.dataset_id, partition_paths=hour_partition_paths(hour))
+        files = catalog.live_files(ticks.dataset_id, partition_paths=tick_partition_paths(hour))
     lines = sum(s.lines for s in segments)
     stored = sum(s.rows_stored for s in segments)
     quarantined = sum(s.rows_quarantined for s in segments)
@@ -130,7 +121,7 @@ def _live_files(config: LakeConfig, hour: int) -> list[LiveFile] | None:
         if found is None:
             return None
         catalog, ticks = found
-        return catalog.live_files(ticks.dataset_id, partition_paths=hour_partition_paths(hour))
+        return catalog.live_files(ticks.dataset_id, partition_paths=tick_partition_paths(hour))
 
 
 def _size(path: Path) -> int | None:

@@ -16,6 +16,7 @@ import duckdb
 import pyarrow as pa
 
 from ticklake.build.commit import FileSink, Staged, commit_staged
+from ticklake.build.hours import tick_partitions
 from ticklake.catalog import Catalog, Commit, Dataset, LiveFile, NewFile
 from ticklake.config import LakeConfig
 from ticklake.datasets import BARS_1M, TICKS, open_catalog
@@ -82,7 +83,7 @@ def _stage_bars(
     result.source_snapshot = snapshot = catalog.current_snapshot()
     partition = hour_partition(hour)
     trade_files = catalog.live_files(
-        ticks.dataset_id, snapshot=snapshot, partition_paths=[partition_path({"tick_type": "last", **partition})]
+        ticks.dataset_id, snapshot=snapshot, partition_paths=[partition_path(tick_partitions(hour)["last"])]
     )
     live = catalog.live_files(bars.dataset_id, snapshot=snapshot, partition_paths=[partition_path(partition)])
     sources = sorted(f.file_id for f in trade_files)
