@@ -47,7 +47,7 @@ class FileSink:
         """Write `table` as a new file of `partition` and describe it for the catalog."""
         rel = new_file_path(spec, partition)
         self.written.append(rel)  # before the write: a failed write leaves nothing, a later failure is undone
-        size = write_data_file(self.config.root, rel, table, self.config)
+        size = write_data_file(self.config.root / rel, table, self.config)
         return describe_file(spec, rel, partition, table, size, self.config)
 
     def discard(self) -> None:

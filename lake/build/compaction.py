@@ -155,7 +155,15 @@ def _stage_hour(
         write_quarantine(config.root, f"segment-{hashes[s.path][:16]}", source, rejects)
         new_tables.append(table)
         consumed_records.append(
-            ConsumedSegment(source, s.bytes, hashes[s.path], hour_key(hour), lines, table.num_rows, len(rejects))
+            ConsumedSegment(
+                path=source,
+                bytes=s.bytes,
+                sha256=hashes[s.path],
+                hour=hour_key(hour),
+                lines=lines,
+                rows_stored=table.num_rows,
+                rows_quarantined=len(rejects),
+            )
         )
         result.lines += lines
         result.stored += table.num_rows

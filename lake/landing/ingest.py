@@ -275,5 +275,6 @@ class _ConsumedLookup:
         return not consumed and not target.exists()
 
     def close(self) -> None:
+        """Close the catalog connection, if there is one."""
         if self.catalog is not None:
             self.catalog.close()

@@ -126,7 +126,7 @@ def parse_jsonl(data: bytes, *, first_line: int = 1, use_threads: bool | None = 
         keep, slow, blank = _screen(lines)
         block = None
         for i in slow:
-            state._slow(i)
+            state.judge(i)
     state.parse(keep, block)
     rejects = sorted(state.rejects, key=lambda r: r.line)
     return Parsed(state.table(), rejects, lines, blank, first_line, state.stats)
@@ -186,6 +186,7 @@ class _State:
         self.stats = {"fast_rows": 0, "slow_lines": 0, "bisections": 0}
 
     def parse(self, keep: Sequence[int], block: bytes | None) -> None:
+        """Parse lines `keep` (or the whole `block`) on the fast path, bisecting a block that fails."""
         if not keep:
             return
         if block is None:
@@ -196,7 +197,7 @@ class _State:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError, ValueError):
             if len(keep) <= _SMALL:
                 for i in keep:
-                    self._slow(i)
+                    self.judge(i)
                 return
             self.stats["bisections"] += 1
             mid = len(keep) // 2
@@ -210,7 +211,7 @@ class _State:
             index = pa.array(keep, pa.int64())
         if not _all_valid(table) and not pc.all(ok := _valid_mask(table)).as_py():
             for i in pc.filter(index, pc.invert(ok)).to_pylist():
-                self._slow(i)
+                self.judge(i)
             table = table.filter(ok)
             index = index.filter(ok)
         self.stats["fast_rows"] += table.num_rows
@@ -247,7 +248,8 @@ class _State:
             stamps = pc.cast(pc.cast(micros, pa.int64()), TIMESTAMP)
         return raw, stamps
 
-    def _slow(self, i: int) -> None:
+    def judge(self, i: int) -> None:
+        """Send line `i` to the per-line validator: a row or a reject with its reason."""
         self.stats["slow_lines"] += 1
         raw = self.lines[i]
         try:
@@ -259,6 +261,7 @@ class _State:
         self.slow_rows.append(row)
 
     def table(self) -> pa.Table:
+        """Every accepted row, fast and slow path together, in line order."""
         pieces = list(self.pieces)
         if self.slow_rows:
             self.slow_rows.sort(key=lambda r: r[LINE])

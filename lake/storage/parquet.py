@@ -47,8 +47,8 @@ def _encodings(schema: pa.Schema) -> dict[str, Any]:
     }
 
 
-def write_data_file(root: Path, rel_path: str, table: pa.Table, config: LakeConfig) -> int:
-    """Write `table` to ``root/rel_path`` atomically; return the file size in bytes."""
+def write_data_file(path: Path, table: pa.Table, config: LakeConfig) -> int:
+    """Write `table` to `path` atomically with the lake's Parquet settings; return the file size in bytes."""
 
     def write(tmp: Path) -> None:
         pq.write_table(
@@ -61,7 +61,7 @@ def write_data_file(root: Path, rel_path: str, table: pa.Table, config: LakeConf
             **_encodings(table.schema),
         )
 
-    return write_atomic(root / rel_path, write)
+    return write_atomic(path, write)
 
 
 def describe_file(
