@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import random
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -492,3 +495,20 @@ def test_live_file_count_is_recorded_for_every_snapshot(path: Path) -> None:
             counted = len(catalog.live_files(dataset.dataset_id, snapshot=snapshot))
             assert catalog.live_file_count(dataset.dataset_id, snapshot) == counted
         assert [catalog.live_file_count(dataset.dataset_id, s) for s in (1, 2, 3)] == [2, 2, 3]
+
+
+def test_the_readmes_sqlite_utils_commands_browse_a_catalog(two: tuple[Catalog, Catalog, int], path: Path) -> None:
+    a, _, ds = two
+    a.commit(Commit(ds, "compact", add_files=(new_file("a"), new_file("b", P2, rows=5))))
+    tool = Path(sys.executable).parent / "sqlite-utils"
+
+    def browse(*args: str) -> str:
+        done = subprocess.run([str(tool), *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    tables = json.loads(browse("tables", str(path), "--counts"))
+    assert {"table": "files", "count": 2} in tables and {"table": "snapshots", "count": 1} in tables
+    assert len(json.loads(browse("rows", str(path), "snapshots", "--limit", "5"))) == 1
+    live = json.loads(browse("query", str(path), "SELECT partition_path, rows FROM files WHERE removed_snapshot IS NULL"))
+    assert sorted(r["rows"] for r in live) == [5, 10]
