@@ -1,6 +1,6 @@
 """ticklake: a lakehouse for market tick data (landing buffer, hourly compaction, SQLite catalog, DuckDB SQL).
 
-The public API is re-exported lazily, so ``import lake`` (and the CLI) stays fast: a name's
+The public API is re-exported lazily, so ``import ticklake`` (and the CLI) stays fast: a name's
 module is imported on first use.
 """
 
@@ -23,6 +23,7 @@ _EXPORTS = {
     "ingest_files": "ticklake.landing.ingest",
     "compact_hour": "ticklake.build.compaction",
     "compact_all": "ticklake.build.compaction",
+    "compact_hours": "ticklake.build.compaction",
     "pending_hours": "ticklake.build.compaction",
     "build_bars_1m": "ticklake.build.rollups",
     "check_hour": "ticklake.build.health",
@@ -40,7 +41,7 @@ __all__ = sorted(_EXPORTS)
 
 def __getattr__(name: str) -> Any:
     if name not in _EXPORTS:
-        raise AttributeError(f"module 'lake' has no attribute {name!r}")
+        raise AttributeError(f"module 'ticklake' has no attribute {name!r}")
     return getattr(importlib.import_module(_EXPORTS[name]), name)
 
 
