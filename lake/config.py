@@ -8,34 +8,82 @@ all, and `read_env` parses any of them. Nothing here reads the environment at im
 
 from __future__ import annotations
 
+import math
 import os
+import re
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
+from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
 from ticklake.errors import ConfigError
 
 _T = TypeVar("_T")
+Check = Callable[[Any], str | None]  # what is wrong with a value ("must be ..."), or None when it is fine
+
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+
+
+def _integer(text: str) -> int:
+    if not _INTEGER.fullmatch(text):  # int() would also take ' 7 ', '1_000' and other scripts' digits
+        raise ValueError(text)
+    return int(text)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):  # nan would pass every range check and then wait or keep forever
+        raise ValueError(text)
+    return value
+
 
 # The types a setting may have: how its variable's text is parsed, and what a bad value was expected to be.
 _PARSERS: dict[type, tuple[Callable[[str], Any], str]] = {
-    int: (int, "an integer"),
-    float: (float, "a float"),
+    int: (_integer, "an integer"),
+    float: (_finite, "a finite number"),
     str: (str, "a string"),
     Path: (Path, "a path"),
 }
 
 
+def between(low: float | None = None, high: float | None = None, *, open: bool = False) -> Check:
+    """A check that a number lies in [low, high] (either end may be absent), or in (low, high) when `open`.
+
+    >>> between(1, 22)(23), between(1024)(10), between(0)(-1), between(0, 1, open=True)(1)
+    ('must be between 1 and 22', 'must be at least 1024', 'must not be negative', 'must be between 0 and 1, exclusive')
+    >>> between(1, 22)(5) is None
+    True
+    """
+
+    def check(value: Any) -> str | None:
+        below = low is not None and (value <= low if open else value < low)
+        above = high is not None and (value >= high if open else value > high)
+        if not (below or above):
+            return None
+        if low is not None and high is not None:
+            return f"must be between {_show(low)} and {_show(high)}" + (", exclusive" if open else "")
+        if low == 0 and not open:
+            return "must not be negative"
+        return f"must be at least {_show(low)}" if low is not None else f"must be at most {_show(high)}"
+
+    return check
+
+
+def _show(bound: float | None) -> str:
+    return str(bound) if isinstance(bound, int) else f"{bound:g}"
+
+
 @dataclass(frozen=True)
 class Setting:
-    """One configuration setting, derived from its dataclass field: name, type, default and help."""
+    """One configuration setting, derived from its dataclass field: name, type, default, help and check."""
 
     name: str
     type: type
     default: Any
     help: str
+    check: Check | None = None
 
     def __post_init__(self) -> None:
         if self.type not in _PARSERS:
@@ -47,26 +95,38 @@ class Setting:
         return "TICKLAKE_" + self.name.upper()
 
     def parse(self, text: str) -> Any:
-        """The value of its variable's `text`, by the setting's type.
+        """The value of its variable's `text`, by the setting's type and check; errors name the variable.
 
         >>> Setting("bloom_fpp", float, 0.01, "").parse("0.5")
         0.5
         >>> Setting("zstd_level", int, 3, "").parse("high")
         Traceback (most recent call last):
         ticklake.errors.ConfigError: TICKLAKE_ZSTD_LEVEL='high': expected an integer
+        >>> Setting("zstd_level", int, 3, "", between(1, 22)).parse("99")
+        Traceback (most recent call last):
+        ticklake.errors.ConfigError: TICKLAKE_ZSTD_LEVEL='99': must be between 1 and 22
         """
         convert, expected = _PARSERS[self.type]
         try:
-            return convert(text)
-        except ValueError as e:
+            value = convert(text)
+        except (ValueError, OverflowError) as e:
             raise ConfigError(f"{self.env}={text!r}: expected {expected}") from e
+        if self.check is not None and (problem := self.check(value)):
+            raise ConfigError(f"{self.env}={text!r}: {problem}")
+        return value
+
+    def validate(self, value: Any) -> None:
+        """Raise ConfigError naming the setting when `value` fails its check."""
+        if self.check is not None and (problem := self.check(value)):
+            raise ConfigError(f"{self.name} {problem}, got {value!r}")
 
 
-def setting(default: _T, help: str) -> _T:
-    """A dataclass field that declares a setting: its default and its one-line help."""
-    return field(default=default, metadata={"help": help})
+def setting(default: _T, help: str, check: Check | None = None) -> _T:
+    """A dataclass field that declares a setting: its default, its one-line help, and what a valid value is."""
+    return field(default=default, metadata={"help": help, "check": check})
 
 
+@cache
 def settings_of(cls: type[Any]) -> tuple[Setting, ...]:
     """The settings a dataclass declares, one per field, typed by its annotations."""
     hints = get_type_hints(cls)
@@ -74,8 +134,14 @@ def settings_of(cls: type[Any]) -> tuple[Setting, ...]:
     for f in fields(cls):
         if "help" not in f.metadata:
             raise TypeError(f"{cls.__name__}.{f.name}: declare it with setting(default, help)")
-        derived.append(Setting(f.name, hints[f.name], f.default, f.metadata["help"]))
+        derived.append(Setting(f.name, hints[f.name], f.default, f.metadata["help"], f.metadata.get("check")))
     return tuple(derived)
+
+
+def validate_settings(obj: Any) -> None:
+    """Check every setting of a settings dataclass instance (its __post_init__ calls this)."""
+    for s in settings_of(type(obj)):
+        s.validate(getattr(obj, s.name))
 
 
 def read_env(settings: Iterable[Setting], environ: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -90,27 +156,22 @@ class LakeConfig:
 
     root: Path = setting(Path("./lakehouse"), "Lake root folder: landing buffer, Parquet files and catalog.sqlite live below it.")
     writer_id: str = setting("", "Name of this landing writer, used in segment file names (default: host-pid).")
-    segment_max_bytes: int = setting(64 * 1024 * 1024, "A landing segment is sealed and a new one started past this size.")
-    segment_retention_hours: float = setting(
-        168.0, "Consumed landing segments are kept this long after their commit, then deleted."
+    segment_max_bytes: int = setting(
+        64 * 1024 * 1024, "A landing segment is sealed and a new one started past this size.", between(1024, 2**40)
     )
-    row_group_rows: int = setting(32768, "Rows per Parquet row group; smaller prunes finer on contract_id, larger scans faster.")
-    zstd_level: int = setting(3, "zstd compression level of Parquet files.")
-    bloom_fpp: float = setting(0.01, "False-positive rate of the per-file Bloom filters.")
-    threads: int = setting(0, "Worker threads for parsing and DuckDB (0: one per core).")
+    segment_retention_hours: float = setting(
+        168.0, "Consumed landing segments are kept this long after their commit, then deleted.", between(0)
+    )
+    row_group_rows: int = setting(
+        32768, "Rows per Parquet row group; smaller prunes finer on contract_id, larger scans faster.", between(1, 2**31 - 1)
+    )
+    zstd_level: int = setting(3, "zstd compression level of Parquet files.", between(1, 22))
+    bloom_fpp: float = setting(0.01, "False-positive rate of the per-file Bloom filters.", between(0, 1, open=True))
+    threads: int = setting(0, "Worker threads for parsing and DuckDB (0: one per core).", between(0, 1024))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
-        if self.segment_max_bytes < 1024:
-            raise ConfigError(f"segment_max_bytes must be at least 1024, got {self.segment_max_bytes}")
-        if self.row_group_rows < 1:
-            raise ConfigError(f"row_group_rows must be positive, got {self.row_group_rows}")
-        if not 0 < self.bloom_fpp < 1:
-            raise ConfigError(f"bloom_fpp must be between 0 and 1, got {self.bloom_fpp}")
-        if not 1 <= self.zstd_level <= 22:
-            raise ConfigError(f"zstd_level must be between 1 and 22, got {self.zstd_level}")
-        if self.segment_retention_hours < 0 or self.threads < 0:
-            raise ConfigError("segment_retention_hours and threads must not be negative")
+        validate_settings(self)
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> LakeConfig:

@@ -56,10 +56,28 @@ def test_settings_are_declared_once_with_type_and_help() -> None:
 @pytest.mark.parametrize(
     ("variable", "text", "message"),
     [
-        ("TICKLAKE_SEGMENT_RETENTION_HOURS", "a week", "TICKLAKE_SEGMENT_RETENTION_HOURS='a week': expected a float"),
+        ("TICKLAKE_SEGMENT_RETENTION_HOURS", "a week", "TICKLAKE_SEGMENT_RETENTION_HOURS='a week': expected a finite number"),
         ("TICKLAKE_ZSTD_LEVEL", "3.5", "TICKLAKE_ZSTD_LEVEL='3.5': expected an integer"),
-        ("TICKLAKE_LEASE_WAIT", "30s", "TICKLAKE_LEASE_WAIT='30s': expected a float"),
+        ("TICKLAKE_LEASE_WAIT", "30s", "TICKLAKE_LEASE_WAIT='30s': expected a finite number"),
+        ("TICKLAKE_LEASE_WAIT", "nan", "TICKLAKE_LEASE_WAIT='nan': expected a finite number"),
+        ("TICKLAKE_SEGMENT_RETENTION_HOURS", "inf", "TICKLAKE_SEGMENT_RETENTION_HOURS='inf': expected a finite number"),
         ("TICKLAKE_SENSOR_INTERVAL", "1m", "TICKLAKE_SENSOR_INTERVAL='1m': expected an integer"),
+        ("TICKLAKE_THREADS", " 7 ", "TICKLAKE_THREADS=' 7 ': expected an integer"),
+        ("TICKLAKE_THREADS", "1_000", "TICKLAKE_THREADS='1_000': expected an integer"),
+        ("TICKLAKE_THREADS", "\u0663", "TICKLAKE_THREADS='\u0663': expected an integer"),
+        ("TICKLAKE_THREADS", "99999999999999999999", "TICKLAKE_THREADS='99999999999999999999': must be between 0 and 1024"),
+        ("TICKLAKE_ZSTD_LEVEL", "99", "TICKLAKE_ZSTD_LEVEL='99': must be between 1 and 22"),
+        ("TICKLAKE_BLOOM_FPP", "1", "TICKLAKE_BLOOM_FPP='1': must be between 0 and 1, exclusive"),
+        ("TICKLAKE_SEGMENT_MAX_BYTES", "10", "TICKLAKE_SEGMENT_MAX_BYTES='10': must be between 1024 and 1099511627776"),
+        ("TICKLAKE_SEGMENT_RETENTION_HOURS", "-1", "TICKLAKE_SEGMENT_RETENTION_HOURS='-1': must not be negative"),
+        ("TICKLAKE_LEASE_WAIT", "-1", "TICKLAKE_LEASE_WAIT='-1': must not be negative"),
+        ("TICKLAKE_SCHEDULE_MINUTE", "60", "TICKLAKE_SCHEDULE_MINUTE='60': must be between 0 and 59"),
+        ("TICKLAKE_SENSOR_INTERVAL", "0", "TICKLAKE_SENSOR_INTERVAL='0': must be at least 1"),
+        (
+            "TICKLAKE_PARTITIONS_START",
+            "2021-06-01",
+            "TICKLAKE_PARTITIONS_START='2021-06-01': expected YYYY-MM-DD-HH:MM, e.g. 2020-01-01-00:00",
+        ),
     ],
 )
 def test_a_bad_value_names_its_variable(variable: str, text: str, message: str) -> None:
@@ -82,11 +100,13 @@ def test_empty_values_are_ignored() -> None:
     assert PipelineSettings.from_env({s.env: "" for s in PIPELINE_SETTINGS}) == PipelineSettings()
 
 
-def test_values_are_still_validated() -> None:
+def test_values_given_in_code_are_checked_by_the_same_rules() -> None:
     with pytest.raises(ConfigError, match="^lease_wait must not be negative, got -1.0$"):
-        PipelineSettings.from_env({"TICKLAKE_LEASE_WAIT": "-1"})
+        PipelineSettings(lease_wait=-1.0)
     with pytest.raises(ConfigError, match="^zstd_level must be between 1 and 22, got 23$"):
-        LakeConfig.from_env({"TICKLAKE_ZSTD_LEVEL": "23"})
+        LakeConfig(zstd_level=23)
+    with pytest.raises(ConfigError, match="^threads must be between 0 and 1024, got 2000$"):
+        LakeConfig.from_env({}, threads=2000)
 
 
 def test_nothing_is_read_at_import(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -24,6 +25,14 @@ pytestmark = pytest.mark.slow  # builds a wheel and a virtualenv
 SHADOWS = ("lake", "catalog", "sql", "pipelines", "bench")
 
 
+def _not_sources(folder: str, names: list[str]) -> set[str]:
+    """What a copy of the sources leaves out: caches anywhere, and the checkout's own working folders."""
+    left_out = {n for n in names if n == "__pycache__" or n.endswith((".egg-info", "_cache"))}
+    if Path(folder) == ROOT:
+        left_out |= {n for n in names if n.startswith(".") or n in ("build", "dist", "lakehouse", "bench-data", "bench-results")}
+    return left_out
+
+
 def run(args: list[str], cwd: Path, env: dict[str, str], timeout: float = 300) -> subprocess.CompletedProcess[str]:
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     assert result.returncode == 0, f"{args}\n{result.stdout}\n{result.stderr}"
@@ -36,8 +45,12 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("packaging")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("TICKLAKE_", "DAGSTER_", "PYTHON"))}
     wheels = base / "wheels"
+    # Built from a copy of the sources: setuptools keeps a build/ folder beside them, which must
+    # neither land in the checkout nor carry files of an earlier build into this wheel.
+    source = base / "source"
+    shutil.copytree(ROOT, source, ignore=_not_sources)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(ROOT)], cwd=base, env=env)
+    run([*pip, "wheel", "--no-deps", "--no-build-isolation", "-w", str(wheels), str(source)], cwd=base, env=env)
     (wheel,) = wheels.glob("ticklake-*.whl")
     target = base / "venv"
     venv.EnvBuilder(with_pip=False).create(target)

@@ -373,9 +373,9 @@ def test_settings_come_from_the_environment() -> None:
     assert job.partitions_def is not None
     assert job.partitions_def.get_first_partition_key() == "2021-06-01-05:00"
     assert defs.resolve_schedule_def("hourly_compaction_schedule").cron_schedule == "25 * * * *"
-    with pytest.raises(ConfigError, match="schedule_minute must be between 0 and 59, got 60"):
+    with pytest.raises(ConfigError, match="TICKLAKE_SCHEDULE_MINUTE='60': must be between 0 and 59"):
         PipelineSettings.from_env({"TICKLAKE_SCHEDULE_MINUTE": "60"})
-    with pytest.raises(ConfigError, match="partitions_start '2021-06-01': expected YYYY-MM-DD-HH:MM"):
+    with pytest.raises(ConfigError, match="TICKLAKE_PARTITIONS_START='2021-06-01': expected YYYY-MM-DD-HH:MM"):
         PipelineSettings.from_env({"TICKLAKE_PARTITIONS_START": "2021-06-01"})
     with pytest.raises(ConfigError, match="TICKLAKE_SENSOR_INTERVAL='often': expected an integer"):
         PipelineSettings.from_env({"TICKLAKE_SENSOR_INTERVAL": "often"})

@@ -68,3 +68,12 @@ def test_positional_parameters_run_unpruned_but_right(con: ticklake.LakeConnecti
 def test_a_parameter_without_a_value_does_not_prune(con: ticklake.LakeConnection) -> None:
     refs = con._references("SELECT * FROM ticks WHERE contract_id = $missing", {"other": 1})
     assert refs is not None and [r.predicates for r, _ in refs] == [()]
+
+
+def test_names_that_differ_only_in_case_prune_nothing_and_stay_right(con: ticklake.LakeConnection) -> None:
+    query = "SELECT count(*) FROM ticks WHERE hour = $H"
+    assert files_read(con, query, {"H": 6}) == 2  # DuckDB matches names without case
+    both = {"H": 6, "h": 7}  # which one DuckDB binds is its business: nothing is pruned
+    assert files_read(con, query, both) == 6
+    unpruned = con.con.execute("SELECT count(*) FROM ticks WHERE hour = $H", both).fetchone()  # the whole snapshot
+    assert con.sql(query, both).fetchone() == unpruned == (8,)

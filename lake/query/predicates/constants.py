@@ -105,7 +105,7 @@ def _is_constant(expr: Node, ctx: Context) -> bool:
             stack.extend(item)
         elif isinstance(item, dict):
             cls = item.get("class")
-            if cls == "PARAMETER" and item.get("identifier") in ctx.params:
+            if cls == "PARAMETER" and str(item.get("identifier")).lower() in ctx.params:
                 continue  # its value is known: a constant like any literal
             if cls is not None and cls not in _CONST_CLASSES:
                 return False
@@ -166,7 +166,7 @@ def _evaluate(expr: Node, kind: str, ctx: Context) -> object:
     ``json_execute_serialized_sql`` ignores session settings such as TimeZone.
     """
     tree = json.dumps(_substitute(_template(kind, ctx), expr))
-    used = {name: ctx.params[name] for name in _parameters(expr)}
+    used = {name: ctx.params[name.lower()] for name in _parameters(expr)}
     try:
         sql = fetch_one(ctx.con, "json_deserialize_sql", tree)[0]
         row = (ctx.con.execute(sql, used) if used else ctx.con.execute(sql)).fetchone()

@@ -54,6 +54,17 @@ def find_table_refs(
     parsed = json.loads(fetch_one(con, "json_serialize_sql", sql)[0])
     if parsed.get("error") or len(parsed.get("statements", [])) != 1:
         return None
-    ctx = Context(con, sql, table.lower(), {k.lower(): v for k, v in columns.items()}, params=params or {})
+    ctx = Context(con, sql, table.lower(), {k.lower(): v for k, v in columns.items()}, params=_by_name(params))
     walk(parsed["statements"][0], frozenset(), ctx)
     return sorted(ctx.refs, key=lambda ref: ref.start)
+
+
+def _by_name(params: Mapping[str, object] | None) -> dict[str, object]:
+    """Parameter values by lower-case name, as DuckDB matches ``$name``; none at all when two names
+    differ only in case (which one DuckDB binds is not worth guessing: pruning is skipped).
+
+    >>> _by_name({"C": 1, "t": 2}), _by_name({"C": 1, "c": 2})
+    ({'c': 1, 't': 2}, {})
+    """
+    folded = {str(k).lower(): v for k, v in (params or {}).items()}
+    return folded if len(folded) == len(params or {}) else {}
