@@ -22,9 +22,10 @@ from typing import Any
 
 import pyarrow as pa
 
+from ticklake.access import open_catalog
 from ticklake.catalog import Commit
 from ticklake.config import LakeConfig
-from ticklake.datasets import TICKS, open_catalog
+from ticklake.datasets import TICKS
 from ticklake.query.connection import LakeConnection
 from ticklake.query.duck import connect_duckdb
 from ticklake.query.quoting import quote_literal

@@ -17,9 +17,7 @@ from typing import Literal
 import pyarrow as pa
 
 __all__ = [
-    "KIND_SQL_TYPES",
     "PATH_COLUMNS",
-    "PREDICATE_KINDS",
     "TIMESTAMP",
     "Column",
     "arrow_schema",
@@ -97,18 +95,3 @@ def arrow_schema(columns: Iterable[Column]) -> pa.Schema:
 def sql_columns(columns: Iterable[Column]) -> dict[str, str]:
     """Column name -> DuckDB type of `columns`, in order (a dataset's columns as SQL sees them)."""
     return {c.name: c.sql_type for c in columns}
-
-
-# The kinds of constant catalog pruning compares a column with, by the DuckDB types of columns of
-# that kind; a kind's constants are cast to its first type. Columns of other types are not pruned on.
-_KIND_TYPES: dict[str, tuple[str, ...]] = {
-    "timestamptz": ("TIMESTAMP WITH TIME ZONE",),
-    "date": ("DATE",),
-    "integer": ("BIGINT", "INTEGER"),
-    "double": ("DOUBLE",),
-    "varchar": ("VARCHAR",),
-}
-# DuckDB column type -> predicate kind.
-PREDICATE_KINDS: dict[str, str] = {t: kind for kind, types in _KIND_TYPES.items() for t in types}
-# Predicate kind -> the DuckDB type its constants are cast to.
-KIND_SQL_TYPES: dict[str, str] = {kind: types[0] for kind, types in _KIND_TYPES.items()}

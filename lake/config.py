@@ -14,7 +14,6 @@ import re
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields, replace
-from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
@@ -126,16 +125,20 @@ def setting(default: _T, help: str, check: Check | None = None) -> _T:
     return field(default=default, metadata={"help": help, "check": check})
 
 
-@cache
 def settings_of(cls: type[Any]) -> tuple[Setting, ...]:
-    """The settings a dataclass declares, one per field, typed by its annotations."""
-    hints = get_type_hints(cls)
-    derived = []
-    for f in fields(cls):
-        if "help" not in f.metadata:
-            raise TypeError(f"{cls.__name__}.{f.name}: declare it with setting(default, help)")
-        derived.append(Setting(f.name, hints[f.name], f.default, f.metadata["help"], f.metadata.get("check")))
-    return tuple(derived)
+    """The settings a dataclass declares, one per field, typed by its annotations (worked out once per class)."""
+    if cls not in _DECLARED:
+        hints = get_type_hints(cls)
+        derived = []
+        for f in fields(cls):
+            if "help" not in f.metadata:
+                raise TypeError(f"{cls.__name__}.{f.name}: declare it with setting(default, help)")
+            derived.append(Setting(f.name, hints[f.name], f.default, f.metadata["help"], f.metadata.get("check")))
+        _DECLARED[cls] = tuple(derived)
+    return _DECLARED[cls]
+
+
+_DECLARED: dict[type[Any], tuple[Setting, ...]] = {}
 
 
 def validate_settings(obj: Any) -> None:

@@ -1,14 +1,11 @@
-"""The datasets of a lake, as the catalog registers them (raw ticks and the 1-minute bars rolled up from
-them), and the one way to open a lake's catalog."""
+"""The datasets of a lake, as the catalog registers them: raw ticks and the 1-minute bars rolled up from them."""
 
 from __future__ import annotations
 
 import pyarrow as pa
 
-from ticklake.catalog import Catalog, DatasetSpec
+from ticklake.catalog import DatasetSpec
 from ticklake.columns import PATH_COLUMNS, TIMESTAMP, Column, arrow_schema, sql_columns
-from ticklake.config import LakeConfig
-from ticklake.errors import NotFoundError
 from ticklake.ticks import SQL_COLUMNS, TICK_COLUMNS
 
 TICKS = DatasetSpec(
@@ -44,21 +41,3 @@ BARS_1M = DatasetSpec(
 )
 
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (TICKS, BARS_1M)}
-
-NO_CATALOG = "no catalog.sqlite (nothing compacted yet?)"
-
-
-def open_catalog(config: LakeConfig, *, write: bool = False, create: bool = False, shared: bool = False) -> Catalog:
-    """The lake's catalog: read-only unless `write`; created (and migrated) on first use only with `create`.
-
-    The one way the library opens a catalog, so a lake without one is reported one way.
-    `shared`: the connection is used from several threads, one at a time (the caller locks).
-    """
-    if not create and not config.catalog_path.exists():
-        raise NotFoundError(f"lake {config.root}: {NO_CATALOG}")
-    return Catalog(config.catalog_path, read_only=not (write or create), shared=shared)
-
-
-def find_catalog(config: LakeConfig, *, shared: bool = False) -> Catalog | None:
-    """The lake's catalog opened read-only, or None while nothing has been compacted yet."""
-    return open_catalog(config, shared=shared) if config.catalog_path.exists() else None

@@ -5,10 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
+from ticklake.access import find_catalog, open_catalog
 from ticklake.catalog import LiveTotals
 from ticklake.catalog.inventory import Presence, value_presence
 from ticklake.config import LakeConfig
-from ticklake.datasets import TICKS, find_catalog, open_catalog
+from ticklake.datasets import TICKS
 from ticklake.errors import NotFoundError
 from ticklake.landing.buffer import sealed_segments
 

@@ -246,14 +246,14 @@ def test_demo_runs_end_to_end_and_keeps_unrelated_files(tmp_path: Path) -> None:
     assert count.stdout == "n\n29500\n"
 
 
-def test_sql_stays_lean_no_pandas_or_dagster_imported(lake_root: Path) -> None:
+def test_sql_stays_lean_no_pandas_pyarrow_numpy_or_dagster_imported(lake_root: Path) -> None:
     probe = (
         "import sys\n"
         "from ticklake.cli import main\n"
         f"sys.argv = ['ticklake', '--root', {str(lake_root)!r}, 'sql', "
         "\"SELECT count(*) FROM ticks WHERE contract_id = 22 AND timestamp >= '2022-01-07 06:00'\", '--format', 'csv']\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
-        "print(sorted(m for m in ('pandas', 'dagster', 'pyarrow.parquet') if m in sys.modules))\n"
+        "print(sorted(m for m in ('pandas', 'dagster', 'pyarrow', 'numpy') if m in sys.modules))\n"
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert result.stdout.splitlines() == ["count_star()", "1", "[]"], result.stderr

@@ -10,12 +10,13 @@ import pytest
 
 from ticklake.build.rollups import BARS_SCHEMA
 from ticklake.catalog import DatasetSpec
-from ticklake.columns import KIND_SQL_TYPES, PREDICATE_KINDS, duckdb_type
+from ticklake.columns import duckdb_type
 from ticklake.datasets import BARS_1M, BARS_FILE_SCHEMA, TICKS
 from ticklake.demo.synthetic import TICK_SCHEMA
 from ticklake.demo.synthetic import TICK_TYPES as SYNTHETIC_TICK_TYPES
 from ticklake.landing.jsonl import _raw_schema
 from ticklake.query.duck import connect_duckdb
+from ticklake.query.kinds import KIND_SQL_TYPES, PREDICATE_KINDS
 from ticklake.ticks import (
     FILE_SCHEMA,
     KNOWN_FIELDS,

@@ -21,11 +21,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ticklake.access import open_catalog
 from ticklake.build.commit import FileSink, Staged, commit_staged
 from ticklake.build.hours import tick_partition_paths, tick_partitions
 from ticklake.catalog import Catalog, Commit, ConsumedSegment, Dataset, LiveFile, NewFile
 from ticklake.config import LakeConfig
-from ticklake.datasets import TICKS, open_catalog
+from ticklake.datasets import TICKS
 from ticklake.errors import StorageError
 from ticklake.landing.buffer import Segment, retire_segment, sealed_segments, tidy_buffer
 from ticklake.landing.jsonl import LINE, Lines, Parsed, Reject, parse_jsonl

@@ -11,10 +11,11 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ticklake.access import find_catalog
 from ticklake.build.hours import tick_partition_paths
 from ticklake.catalog import Catalog, Dataset, LiveFile
 from ticklake.config import LakeConfig
-from ticklake.datasets import TICKS, find_catalog
+from ticklake.datasets import TICKS
 from ticklake.storage.layout import HOUR_US, hour_key
 
 

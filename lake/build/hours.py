@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from ticklake.access import open_catalog
 from ticklake.catalog import Lease, hold_lease
 from ticklake.config import LakeConfig
-from ticklake.datasets import open_catalog
 from ticklake.storage.layout import hour_key, hour_partition, partition_path
 from ticklake.ticks import TICK_TYPES
 

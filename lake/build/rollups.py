@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 import duckdb
 import pyarrow as pa
 
+from ticklake.access import open_catalog
 from ticklake.build.commit import FileSink, Staged, commit_staged
 from ticklake.build.hours import tick_partitions
 from ticklake.catalog import Catalog, Commit, Dataset, LiveFile, NewFile
 from ticklake.config import LakeConfig
-from ticklake.datasets import BARS_1M, TICKS, open_catalog
+from ticklake.datasets import BARS_1M, TICKS
 from ticklake.datasets import BARS_FILE_SCHEMA as BARS_SCHEMA  # the Parquet columns of a bars file
 from ticklake.errors import QueryError
 from ticklake.query.duck import connect_duckdb

@@ -7,8 +7,9 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
+from ticklake.access import find_catalog
 from ticklake.config import LakeConfig
-from ticklake.datasets import TICKS, find_catalog
+from ticklake.datasets import TICKS
 from ticklake.landing.buffer import Segment, sealed_segments
 from ticklake.storage.layout import hour_key
 

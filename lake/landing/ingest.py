@@ -29,8 +29,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ticklake.access import find_catalog
 from ticklake.config import LakeConfig
-from ticklake.datasets import find_catalog
 from ticklake.errors import StorageError
 from ticklake.landing.buffer import segment_name, write_segment
 from ticklake.landing.jsonl import LINE, Lines, Reject, parse_jsonl

@@ -17,12 +17,12 @@ from typing import Any
 
 import duckdb
 
+from ticklake.access import open_catalog
 from ticklake.catalog import Dataset, LiveFile, PrunePlan, prune_files
-from ticklake.columns import PREDICATE_KINDS
 from ticklake.config import LakeConfig
-from ticklake.datasets import open_catalog
 from ticklake.errors import NotFoundError, QueryError, StorageError
 from ticklake.query.duck import connect_duckdb
+from ticklake.query.kinds import PREDICATE_KINDS
 from ticklake.query.predicates import TableRef, find_table_refs
 from ticklake.query.quoting import literal_list, quote_identifier
 

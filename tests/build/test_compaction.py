@@ -20,10 +20,10 @@ import pyarrow.parquet as pq
 import pytest
 
 import ticklake.build.commit as commit
+from ticklake.access import open_catalog
 from ticklake.build.compaction import compact_all, compact_hour
 from ticklake.catalog import Catalog, CatalogLocked
 from ticklake.config import LakeConfig
-from ticklake.datasets import open_catalog
 from ticklake.demo.eurusd import eurusd_ticks
 from ticklake.demo.synthetic import to_jsonl
 from ticklake.landing.buffer import sealed_segments, write_segment

@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from ticklake.columns import KIND_SQL_TYPES
+from ticklake.query.kinds import KIND_SQL_TYPES
 from ticklake.query.predicates.context import Context, Node, fetch_one
 
 # 'YYYY-MM-DD HH:MM[:SS[.ffffff]]' with an explicit +HH:MM offset or Z: read the same by DuckDB and Python.

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import Any
 
-from ticklake.columns import KIND_SQL_TYPES
+from ticklake.query.kinds import KIND_SQL_TYPES
 from ticklake.query.predicates.context import Context, Node, Resolver, TableRef
 from ticklake.query.predicates.offsets import span
 from ticklake.query.predicates.shapes import from_conjunct, split
