@@ -18,11 +18,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
 
 import ticklake.build.commit as commit
 from ticklake.access import open_catalog
-from ticklake.build.compaction import compact_all, compact_hour
+from ticklake.build.compaction import compact_all, compact_hour, compact_hours
 from ticklake.catalog import Catalog, CatalogLocked
+from ticklake.cli import cli
 from ticklake.config import LakeConfig
 from ticklake.demo.eurusd import eurusd_ticks
 from ticklake.demo.synthetic import to_jsonl
@@ -30,7 +32,7 @@ from ticklake.landing.buffer import sealed_segments, write_segment
 from ticklake.landing.ingest import ingest_files
 from ticklake.landing.quarantine import read_quarantine
 from ticklake.landing.writer import LandingWriter
-from ticklake.storage.layout import consumed_dir, parse_hour
+from ticklake.storage.layout import consumed_dir, landing_dir, parse_hour
 from ticklake.ticks import FILE_SCHEMA, timestamp_us
 
 H5 = parse_hour("2022-01-07T05")
@@ -306,6 +308,28 @@ def test_retention(config: LakeConfig) -> None:
     os.utime(kept, (old, old))
     compact_all(config)  # purges what outlived the retention
     assert not kept.exists()
+
+
+@pytest.mark.parametrize("entry", ["--hour", "--all", "dagster"])
+def test_every_entry_point_tidies_the_landing_buffer_the_same_way(config: LakeConfig, entry: str) -> None:
+    """Expired retired segments and orphaned sidecars go after `compact --hour`, `--all` and the asset alike."""
+    land(config, random_ticks(10, seed=16))
+    compact_all(config)
+    (kept,) = consumed_dir(config.root).rglob("*.jsonl")
+    orphan = landing_dir(config.root) / "date=2022-01-07" / "hour=05" / "gone-000001.arrow"
+    orphan.write_bytes(b"the sidecar of a segment retired by a crash")
+    for path in (kept, orphan):
+        old = path.stat().st_mtime - 169 * 3600
+        os.utime(path, (old, old))
+    land(config, random_ticks(10, seed=17, start=T5 + 3_600_000_000), writer="x")
+    if entry == "dagster":
+        (result,) = compact_hours(config, [H5 + 1])  # what the `ticks` asset calls, under its lease
+    else:
+        args = ["--hour", "2022-01-07T06"] if entry == "--hour" else ["--all"]
+        done = CliRunner().invoke(cli, ["--root", str(config.root), "compact", *args])
+        assert done.exit_code == 0, done.output
+    assert not kept.exists() and not orphan.exists()
+    assert sum(n for _, _, n in live(config)) == 20
 
 
 def test_wrong_hour_lines_are_quarantined(config: LakeConfig, make_tick: Callable[..., dict[str, Any]]) -> None:
