@@ -1,6 +1,6 @@
 """Health checks of one event hour of the lake, answered from the catalog and the file system.
 
-Each returns a plain `CheckOutcome`; the Dagster asset checks in `pipelines.checks` wrap them,
+Each returns a plain `CheckOutcome`; the Dagster asset checks in `ticklake.pipelines.checks` wrap them,
 and anything else (a test, a cron job) can call them the same way.
 """
 

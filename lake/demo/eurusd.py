@@ -1,7 +1,7 @@
 """Real EUR/USD top-of-book quotes (2020-01-01 17:00-23:00), packaged for tests and the demo.
 
-The CSV under ``lake/data`` comes from the NautilusTrader project's test data
-(``tests/test_data/quote_tick_data.csv``, LGPL-3.0; see ``lake/data/README.md``). It gives real,
+The CSV under ``lake/demo/data`` comes from the NautilusTrader project's test data
+(``tests/test_data/quote_tick_data.csv``, LGPL-3.0; see ``lake/demo/data/README.md``). It gives real,
 irregular market data next to the generated ticks of :mod:`ticklake.demo.synthetic`, in the same columns.
 
 >>> t = eurusd_ticks()
@@ -32,7 +32,7 @@ _EPOCH = datetime.datetime(1970, 1, 1, tzinfo=datetime.UTC)
 
 
 def eurusd_path() -> Path:
-    """Path of the packaged CSV ``lake/data/eurusd_quotes_2020-01-01.csv``."""
+    """Path of the packaged CSV ``lake/demo/data/eurusd_quotes_2020-01-01.csv``."""
     return Path(__file__).parent / "data" / "eurusd_quotes_2020-01-01.csv"
 
 

@@ -1,7 +1,7 @@
 """The main job, end to end on an embedded lake: generate, ingest, compact, query, explain.
 
 A synthetic trading day (hundreds of contracts, skewed activity, all tick types, several
-exchanges) plus the real EUR/USD quotes shipped in ``lake/data`` go through the same path a
+exchanges) plus the real EUR/USD quotes shipped in ``lake/demo/data`` go through the same path a
 production feed takes; a few malformed lines show quarantine at work. Example queries from
 ``sql/demo`` print their results with how many files the catalog let DuckDB open.
 """

@@ -242,7 +242,7 @@ class LakeConnection:
 
 
 def connect(root: str | Path | None = None, *, snapshot: int | None = None, config: LakeConfig | None = None) -> LakeConnection:
-    """Open a lake for SQL: ``lake.connect("lakehouse").sql("SELECT count(*) FROM ticks").fetchall()``."""
+    """Open a lake for SQL: ``ticklake.connect("lakehouse").sql("SELECT count(*) FROM ticks").fetchall()``."""
     cfg = config or LakeConfig.from_env()
     if root is not None:
         cfg = cfg.with_root(root)
