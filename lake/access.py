@@ -15,7 +15,6 @@ NO_CATALOG = "no catalog.sqlite (nothing compacted yet?)"
 def open_catalog(config: LakeConfig, *, write: bool = False, create: bool = False, shared: bool = False) -> Catalog:
     """The lake's catalog: read-only unless `write`; created (and migrated) on first use only with `create`.
 
-    The one way the library opens a catalog, so a lake without one is reported one way.
     `shared`: the connection is used from several threads, one at a time (the caller locks).
     """
     if not create and not config.catalog_path.exists():

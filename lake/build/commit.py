@@ -24,6 +24,7 @@ from ticklake.storage.files import discard
 from ticklake.storage.parquet import describe_file, new_file_path, write_data_file
 
 R = TypeVar("R")
+T = TypeVar("T")
 ATTEMPTS = 5  # per kind of trouble: lost races, and commits that found the catalog locked
 
 
@@ -70,32 +71,27 @@ class Staged(Generic[R]):
 def commit_staged(catalog: Catalog, config: LakeConfig, stage: Callable[[FileSink], Staged[R]]) -> tuple[R, int | None]:
     """Run `stage` and commit what it staged, retrying lost races from a fresh read; return the
     step's result and the new snapshot (None when there was nothing to commit)."""
-    for attempt in range(ATTEMPTS):
+
+    def attempt() -> tuple[R, int | None]:
         sink = FileSink(config)
         try:
             staged = stage(sink)
-            snapshot = None if staged.commit is None else _commit(catalog, staged.commit)
-        except CommitConflict:
-            sink.discard()
-            if attempt == ATTEMPTS - 1:
-                raise
-            time.sleep(backoff(attempt))
-            continue
+            commit = staged.commit
+            snapshot = None if commit is None else _retry(lambda: catalog.commit(commit), CatalogLocked)
         except BaseException:
             sink.discard()
             raise
         staged.then(snapshot)
         return staged.result, snapshot
-    raise AssertionError("unreachable")
+
+    return _retry(attempt, CommitConflict)
 
 
-def _commit(catalog: Catalog, commit: Commit) -> int:
-    """Commit once the catalog's write lock can be had, waiting out other writers a few times."""
-    for attempt in range(ATTEMPTS):
+def _retry(action: Callable[[], T], transient: type[Exception]) -> T:
+    """`action`, run again after `backoff` while it raises `transient`, at most ATTEMPTS times."""
+    for attempt in range(ATTEMPTS - 1):
         try:
-            return catalog.commit(commit)
-        except CatalogLocked:
-            if attempt == ATTEMPTS - 1:
-                raise
+            return action()
+        except transient:
             time.sleep(backoff(attempt))
-    raise AssertionError("unreachable")
+    return action()

@@ -71,7 +71,9 @@ class HourResult:
 def summarize_hours(results: Sequence[HourResult]) -> str:
     """One line over several compacted hours."""
     changed = sum(r.snapshot is not None for r in results)
-    lines, stored, quarantined = (sum(getattr(r, name) for r in results) for name in ("lines", "stored", "quarantined"))
+    lines = sum(r.lines for r in results)
+    stored = sum(r.stored for r in results)
+    quarantined = sum(r.quarantined for r in results)
     head = f"compacted {len(results)} hours ({changed} changed)"
     return f"{head}: {lines:,} lines -> {stored:,} stored, {quarantined:,} quarantined"
 
@@ -170,8 +172,8 @@ def _stage_hour(
         result.stored += table.num_rows
         result.quarantined += len(rejects)
 
-    partitions = tick_partitions(hour)
-    live = catalog.live_files(dataset.dataset_id, partition_paths=tick_partition_paths(hour))
+    partitions, paths = tick_partitions(hour), tick_partition_paths(hour)
+    live = catalog.live_files(dataset.dataset_id, partition_paths=paths)
     merged = _merge(config, live, new_tables)
     files: list[NewFile] = []
     for tick_type, partition in partitions.items():
@@ -183,7 +185,7 @@ def _stage_hour(
         operation="compact",
         add_files=tuple(files),
         remove_file_ids=tuple(f.file_id for f in live),
-        replace_partitions=tuple(tick_partition_paths(hour)),
+        replace_partitions=tuple(paths),
         consume_segments=tuple(consumed_records),
         summary={
             "hour": hour_key(hour),
