@@ -58,6 +58,7 @@ class NewFile:
     stats: dict[str, ColumnStats] = field(default_factory=dict)
     values: dict[str, dict[str, int]] = field(default_factory=dict)
     blooms: dict[str, BloomFilter] = field(default_factory=dict)
+    sha256: str | None = None  # of the file as written
 
 
 @dataclass(frozen=True)

@@ -42,9 +42,7 @@ def apply_commit(db: sqlite3.Connection, commit: Commit, now: str) -> int:
     )
     if commit.add_files:
         span = max(f.ts_max - f.ts_min for f in commit.add_files)
-        db.execute(
-            "UPDATE datasets SET max_file_span = max(max_file_span, ?) WHERE dataset_id = ?", (span, commit.dataset_id)
-        )
+        db.execute("UPDATE datasets SET max_file_span = max(max_file_span, ?) WHERE dataset_id = ?", (span, commit.dataset_id))
     db.executemany(
         "INSERT INTO segments (dataset_id, path, bytes, sha256, hour, lines, rows_stored, rows_quarantined,"
         " consumed_snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
@@ -77,15 +75,15 @@ def _check_replaced(db: sqlite3.Connection, commit: Commit) -> None:
 
 def _check_segments(db: sqlite3.Connection, commit: Commit) -> None:
     for segment in commit.consume_segments:
-        row = db.execute("SELECT path, consumed_snapshot FROM segments WHERE sha256 = ?", (segment.sha256,)).fetchone()
+        row = db.execute("SELECT consumed_snapshot FROM segments WHERE path = ?", (segment.path,)).fetchone()
         if row is not None:
-            raise CommitConflict(f"segment {segment.path}: content already consumed by snapshot {row[1]} (as {row[0]})")
+            raise CommitConflict(f"segment {segment.path}: already consumed by snapshot {row[0]}")
 
 
 def _insert_file(db: sqlite3.Connection, dataset_id: int, snapshot: int, new: NewFile) -> None:
     file_id = db.execute(
         "INSERT INTO files (dataset_id, path, partition_path, partition_values, rows, bytes, ts_min, ts_max,"
-        " added_snapshot) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " added_snapshot, sha256) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             dataset_id,
             new.path,
@@ -96,8 +94,14 @@ def _insert_file(db: sqlite3.Connection, dataset_id: int, snapshot: int, new: Ne
             new.ts_min,
             new.ts_max,
             snapshot,
+            new.sha256,
         ),
     ).lastrowid
+    insert_index_rows(db, file_id, new)
+
+
+def insert_index_rows(db: sqlite3.Connection, file_id: int | None, new: NewFile) -> None:
+    """The statistics, inverted-index values and Bloom filters of one file (also `ticklake repair`'s rebuild)."""
     db.executemany(
         "INSERT INTO file_stats (file_id, column_name, min_value, max_value, null_count) VALUES (?, ?, ?, ?, ?)",
         [(file_id, col, s.min_value, s.max_value, s.null_count) for col, s in new.stats.items()],

@@ -20,7 +20,8 @@ import pyarrow as pa
 
 from ticklake.catalog import Catalog, CatalogLocked, Commit, CommitConflict, DatasetSpec, NewFile
 from ticklake.config import LakeConfig
-from ticklake.storage.files import discard
+from ticklake.faults import fault_point
+from ticklake.storage.files import discard, file_sha256
 from ticklake.storage.parquet import describe_file, new_file_path, write_data_file
 
 R = TypeVar("R")
@@ -49,7 +50,9 @@ class FileSink:
         rel = new_file_path(spec, partition)
         self.written.append(rel)  # before the write: a failed write leaves nothing, a later failure is undone
         size = write_data_file(self.config.root / rel, table, self.config)
-        return describe_file(spec, rel, partition, table, size, self.config)
+        # Hashed back from disk (fresh in the page cache): the checksum is of what was written.
+        digest = file_sha256(self.config.root / rel)
+        return describe_file(spec, rel, partition, table, size, self.config, digest)
 
     def discard(self) -> None:
         """Delete every file written so far: nothing references them."""
@@ -77,7 +80,7 @@ def commit_staged(catalog: Catalog, config: LakeConfig, stage: Callable[[FileSin
         try:
             staged = stage(sink)
             commit = staged.commit
-            snapshot = None if commit is None else _retry(lambda: catalog.commit(commit), CatalogLocked)
+            snapshot = None if commit is None else _retry(lambda: _commit(catalog, commit), CatalogLocked)
         except BaseException:
             sink.discard()
             raise
@@ -85,6 +88,10 @@ def commit_staged(catalog: Catalog, config: LakeConfig, stage: Callable[[FileSin
         return staged.result, snapshot
 
     return _retry(attempt, CommitConflict)
+
+
+def _commit(catalog: Catalog, commit: Commit) -> int:
+    return catalog.commit(commit, before_end=lambda: fault_point(f"{commit.operation}.during_commit"))
 
 
 def _retry(action: Callable[[], T], transient: type[Exception]) -> T:

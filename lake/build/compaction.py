@@ -1,10 +1,13 @@
 """Hourly compaction: an hour's sealed landing segments (plus its existing Parquet, for late data)
 become one sorted zstd Parquet file per tick type, committed to the catalog in one transaction.
 
-Exactly-once: a segment is recognised by its content hash; the catalog refuses to consume a hash
-twice and to replace files another writer replaced first (CommitConflict, then a retry re-reads
-the hour; `ticklake.build.commit`). Segments are retired only after the commit, so a crash anywhere leaves either the old
-state or the new one, never a half of each.
+Exactly-once: a segment is known by its path (writer and sequence in its hour folder); the catalog
+refuses to consume a path twice and to replace files another writer replaced first
+(CommitConflict, then a retry re-reads the hour; `ticklake.build.commit`). A consumed name that
+comes back with the same content is a second delivery (retired, counted once); with other content
+it is set aside, never merged. Segments are retired only after the commit, so a crash anywhere
+leaves either the old state or the new one, never a half of each; a segment that vanishes under
+a compaction was consumed by another one, which is progress, not an error.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
@@ -24,11 +28,20 @@ import pyarrow.parquet as pq
 from ticklake.access import open_catalog
 from ticklake.build.commit import FileSink, Staged, commit_staged
 from ticklake.build.hours import tick_partition_paths, tick_partitions
-from ticklake.catalog import Catalog, Commit, ConsumedSegment, Dataset, LiveFile, NewFile
+from ticklake.catalog import Catalog, Commit, CommitConflict, ConsumedSegment, Dataset, LiveFile, NewFile
 from ticklake.config import LakeConfig
 from ticklake.datasets import TICKS
 from ticklake.errors import StorageError
-from ticklake.landing.buffer import Segment, retire_segment, sealed_segments, tidy_buffer
+from ticklake.faults import fault_point
+from ticklake.landing.buffer import (
+    Segment,
+    retire_segment,
+    scan_buffer,
+    sealed_segments,
+    set_aside_segment,
+    stray_folders,
+    tidy_buffer,
+)
 from ticklake.landing.jsonl import LINE, Lines, Parsed, Reject, parse_jsonl
 from ticklake.landing.quarantine import write_quarantine
 from ticklake.landing.sidecar import read_sidecar
@@ -45,7 +58,7 @@ class HourResult:
     hour: str
     snapshot: int | None = None
     segments: int = 0
-    duplicate_segments: int = 0
+    duplicate_segments: int = 0  # consumed names delivered again with the same content: retired, counted once
     from_sidecar: int = 0  # segments whose rows were read from their sidecar instead of parsed
     lines: int = 0
     stored: int = 0
@@ -55,16 +68,19 @@ class HourResult:
     replaced_files: int = 0
     bytes: int = 0
     seconds: float = 0.0
+    set_aside: list[str] = field(default_factory=list)  # segments moved to landing/_conflicts/
+    warnings: list[str] = field(default_factory=list)  # one line each: paths left alone or set aside
 
     def summary(self) -> str:
         """A one-line account of the hour."""
+        aside = f", {len(self.set_aside)} set aside (see warnings)" if self.set_aside else ""
         if self.snapshot is None and not self.segments:
             extra = f" ({self.duplicate_segments} already-consumed segments retired)" if self.duplicate_segments else ""
-            return f"{self.hour}: nothing new{extra}"
+            return f"{self.hour}: nothing new{extra}{aside}"
         return (
             f"{self.hour}: {self.segments} segments, {self.lines:,} lines -> {self.stored:,} stored, "
             f"{self.quarantined:,} quarantined; hour now {self.rows:,} rows in {len(self.files)} files "
-            f"({self.bytes:,} bytes, {self.replaced_files} replaced), snapshot {self.snapshot}, {self.seconds:.2f}s"
+            f"({self.bytes:,} bytes, {self.replaced_files} replaced), snapshot {self.snapshot}, {self.seconds:.2f}s{aside}"
         )
 
 
@@ -83,14 +99,18 @@ def pending_hours(config: LakeConfig) -> list[int]:
     return sorted({s.hour for s in sealed_segments(config.root)})
 
 
+def folder_warnings(config: LakeConfig) -> list[str]:
+    """One line per folder in the landing buffer that is not an hour partition (left alone; the
+    strays inside an hour folder are in that hour's `HourResult.warnings`)."""
+    return [stray.warning() for stray in stray_folders(config.root)]
+
+
 def compact_all(config: LakeConfig, progress: Callable[[str], None] | None = None) -> list[HourResult]:
     """Compact every hour that has sealed segments (see `compact_hours`)."""
     return compact_hours(config, pending_hours(config), progress)
 
 
-def compact_hours(
-    config: LakeConfig, hours: Sequence[int], progress: Callable[[str], None] | None = None
-) -> list[HourResult]:
+def compact_hours(config: LakeConfig, hours: Sequence[int], progress: Callable[[str], None] | None = None) -> list[HourResult]:
     """Compact the given event hours, then tidy the landing buffer (`tidy_buffer`).
 
     The one entry point of ``ticklake compact --hour``, ``--all`` and the Dagster asset, so what
@@ -133,33 +153,66 @@ def _stage_hour(
 ) -> Staged[HourResult]:
     """Read the hour's new segments and its live files, write the merged hour, stage the commit."""
     result = HourResult(hour_key(hour))
-    segments = sealed_segments(config.root, hour)
-    contents = {s.path: read_bytes(s.path) for s in segments}
+    scan = scan_buffer(config.root, hour)
+    result.warnings.extend(stray.warning() for stray in scan.strays)
+    contents: dict[Path, bytes] = {}
+    for s in scan.segments:
+        try:
+            contents[s.path] = read_bytes(s.path)
+        except StorageError:
+            if s.path.exists():
+                raise
+            # Retired by a concurrent compaction after the listing: its progress, not an error.
+    segments = [s for s in scan.segments if s.path in contents]
+    source = {s.path: s.path.relative_to(config.root).as_posix() for s in segments}
     hashes = {s.path: sha256_hex(contents[s.path]) for s in segments}
-    consumed = catalog.consumed(list(hashes.values()))
-    seen: set[str] = set()
+    known = catalog.consumed(list(source.values()))
     fresh: list[Segment] = []
+    retire: list[Segment] = []
+    conflicts: list[Segment] = []
     for s in segments:
-        digest = hashes[s.path]
-        if digest in consumed or digest in seen:
-            result.duplicate_segments += 1  # the same content delivered again: counted once
-        else:
+        record = known.get(source[s.path])
+        if record is None:
             fresh.append(s)
-            seen.add(digest)
+        elif record.sha256 == hashes[s.path]:
+            result.duplicate_segments += 1  # the same segment delivered again: counted once
+            retire.append(s)
+        else:
+            conflicts.append(s)
+
+    def set_aside() -> None:
+        for s in conflicts:
+            target = set_aside_segment(config.root, s.path)
+            if target is not None:
+                result.set_aside.append(target.relative_to(config.root).as_posix())
+                result.warnings.append(
+                    f"{s.path}: a segment of this name was consumed already with other content; set aside to"
+                    f" {target} (ingest it from there to add its ticks under new names)"
+                )
+
     if not fresh:
-        return Staged(result, then=lambda _: _retire(config, segments))
+
+        def tidy(_: int | None) -> None:
+            _retire(config, retire)
+            set_aside()
+
+        return Staged(result, then=tidy)
 
     new_tables: list[pa.Table] = []
     consumed_records: list[ConsumedSegment] = []
     for s in fresh:
         table, rejects, lines, reused = _read_segment(s, contents[s.path], hashes[s.path], hour, parse_threads)
         result.from_sidecar += reused
-        source = s.path.relative_to(config.root).as_posix()
-        write_quarantine(config.root, f"segment-{hashes[s.path][:16]}", source, rejects)
+        if rejects:
+            # Written before the commit (kept durably first) and taken back with the data files when
+            # the commit does not happen; the name follows the segment, so a retry rewrites the same file.
+            written = write_quarantine(config.root, _quarantine_name(s), source[s.path], rejects)
+            if written is not None:
+                sink.written.append(written.relative_to(config.root).as_posix())
         new_tables.append(table)
         consumed_records.append(
             ConsumedSegment(
-                path=source,
+                path=source[s.path],
                 bytes=s.bytes,
                 sha256=hashes[s.path],
                 hour=hour_key(hour),
@@ -174,12 +227,14 @@ def _stage_hour(
 
     partitions, paths = tick_partitions(hour), tick_partition_paths(hour)
     live = catalog.live_files(dataset.dataset_id, partition_paths=paths)
-    merged = _merge(config, live, new_tables)
+    merged = _merge(config, catalog, dataset, paths, live, new_tables)
+    fault_point("compact.before_data_write")
     files: list[NewFile] = []
     for tick_type, partition in partitions.items():
         part = merged.filter(pc.equal(merged.column("tick_type"), tick_type))
         if part.num_rows:
             files.append(sink.write(TICKS, partition, sort_ticks(part.drop_columns(["tick_type"]))))
+    fault_point("compact.after_data_write")
     commit = Commit(
         dataset_id=dataset.dataset_id,
         operation="compact",
@@ -197,7 +252,10 @@ def _stage_hour(
     )
 
     def then(snapshot: int | None) -> None:
-        _retire(config, segments)  # only now: a crash before this leaves the segments to be recognised
+        fault_point("compact.before_retire")
+        # Only now: a crash before this leaves the segments to be recognised by name.
+        _retire(config, fresh + retire)
+        set_aside()
         result.snapshot = snapshot
         result.segments = len(fresh)
         result.rows = merged.num_rows
@@ -206,6 +264,15 @@ def _stage_hour(
         result.replaced_files = len(live)
 
     return Staged(result, commit, then)
+
+
+def _quarantine_name(segment: Segment) -> str:
+    """The quarantine file of a segment, named after the segment (its identity).
+
+    >>> _quarantine_name(Segment(Path("/l/landing/ticks/date=2022-01-07/hour=05/rec-1-000003.jsonl"), 455981, 1, 0))
+    'segment-2022-01-07T05-rec-1-000003'
+    """
+    return f"segment-{hour_key(segment.hour)}-{segment.path.stem}"
 
 
 def _read_segment(
@@ -240,14 +307,32 @@ def _read_segment(
     return table.drop_columns([LINE]), rejects, parsed.rows_in, rows is not None
 
 
-def _merge(config: LakeConfig, live: list[LiveFile], new_tables: list[pa.Table]) -> pa.Table:
-    """Existing rows of the hour (from its live files) followed by the new rows, as ROW_SCHEMA."""
+def _merge(
+    config: LakeConfig,
+    catalog: Catalog,
+    dataset: Dataset,
+    partition_paths: Sequence[str],
+    live: list[LiveFile],
+    new_tables: list[pa.Table],
+) -> pa.Table:
+    """Existing rows of the hour (from its live files) followed by the new rows, as ROW_SCHEMA.
+
+    A live file that is gone because another compaction replaced it meanwhile is a lost race
+    (CommitConflict: the retry reads the new state); one the catalog still lists is damage.
+    """
     pieces: list[pa.Table] = []
     for f in live:
+        path = config.root / f.path
         try:
-            existing = pq.read_table(config.root / f.path, schema=FILE_SCHEMA)
-        except OSError as e:
-            raise StorageError(f"{config.root / f.path}: cannot read data file listed in the catalog: {e}") from e
+            existing = pq.read_table(path, schema=FILE_SCHEMA)
+        except (OSError, pa.ArrowException) as e:
+            still = {x.file_id for x in catalog.live_files(dataset.dataset_id, partition_paths=partition_paths)}
+            if f.file_id not in still:
+                raise CommitConflict(f"{path}: replaced by another writer while this hour was read") from e
+            raise StorageError(
+                f"{path}: cannot read data file listed in the catalog ({e}); `ticklake check` reports it,"
+                " `ticklake repair --drop-lost` rebuilds its hour from the retained segments"
+            ) from e
         tick = pa.array([f.partition_values["tick_type"]] * existing.num_rows, pa.string())
         pieces.append(existing.add_column(2, "tick_type", tick))
     pieces.extend(new_tables)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from pathlib import Path
@@ -96,7 +97,9 @@ class LandingWriter:
                         m = _SEQ.match(p.name)
                         if m and m.group("writer") == self.writer:
                             used.append(int(m.group("seq")))
-            self._next_seq[hour] = max(used) + 1
+            # A name is a segment's identity, so it must never come back, not even after the retained
+            # copies are purged: sequences start at the clock (microseconds), above any seq still seen.
+            self._next_seq[hour] = max(max(used) + 1, time.time_ns() // 1000)
         seq = self._next_seq[hour]
         self._next_seq[hour] += 1
         return landing_hour_dir(self.root, hour) / segment_name(self.writer, seq)

@@ -112,3 +112,12 @@ def sha256_hex(data: bytes) -> str:
     'e3b0c44298fc1c14'
     """
     return hashlib.sha256(data).hexdigest()
+
+
+def file_sha256(path: Path, block: int = 1 << 20) -> str:
+    """Content hash of a file, read a block at a time: what the catalog records for a data file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(block):
+            digest.update(chunk)
+    return digest.hexdigest()

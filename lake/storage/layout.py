@@ -4,6 +4,8 @@
 <root>/landing/ticks/date=YYYY-MM-DD/hour=HH/<writer>-<seq>.jsonl   sealed segments
 <root>/landing/_quarantine/<source>.jsonl                           rejected lines, with reasons
 <root>/landing/_consumed/...                                        consumed segments, kept for retention
+<root>/landing/_conflicts/...                                       segments set aside: a consumed name, other content
+<root>/landing/_checkpoints/<fingerprint>.json                      how far `ticklake ingest` read each source
 <root>/lake/<dataset>/<key>=<value>/.../<unique>.parquet            data files
 """
 
@@ -94,6 +96,39 @@ def quarantine_dir(root: Path) -> Path:
 def consumed_dir(root: Path) -> Path:
     """Where consumed segments wait out their retention."""
     return root / "landing" / "_consumed"
+
+
+def conflicts_dir(root: Path) -> Path:
+    """Where compaction sets aside a segment whose name was consumed already with other content."""
+    return root / "landing" / "_conflicts"
+
+
+def checkpoints_dir(root: Path) -> Path:
+    """Where `ticklake ingest` keeps one checkpoint per source (see `ticklake.landing.checkpoints`)."""
+    return root / "landing" / "_checkpoints"
+
+
+_DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+_HOUR_DIR = re.compile(r"^hour=(\d{2})$")
+
+
+def landing_folder_hour(date_dir: str, hour_dir: str) -> int | None:
+    """The event hour a landing folder pair names, or None when it is not exactly an hour partition.
+
+    >>> landing_folder_hour("date=2022-01-07", "hour=05")
+    455981
+    >>> [landing_folder_hour(d, h) for d, h in [("date=2022-01-07", "hour=5"), ("date=2022-13-45", "hour=05"),
+    ...  ("date=2022-01-07", "hour=05.bak"), ("date=2022-01-07", "hour=24")]]
+    [None, None, None, None]
+    """
+    date, hour = _DATE_DIR.match(date_dir), _HOUR_DIR.match(hour_dir)
+    if date is None or hour is None or int(hour.group(1)) > 23:
+        return None
+    try:
+        start = datetime.fromisoformat(f"{date.group(1)}T{hour.group(1)}:00:00+00:00")
+    except ValueError:
+        return None
+    return int(start.timestamp()) // 3600
 
 
 def hour_from_landing_path(path: Path) -> int:

@@ -65,7 +65,13 @@ def write_data_file(path: Path, table: pa.Table, config: LakeConfig) -> int:
 
 
 def describe_file(
-    spec: DatasetSpec, rel_path: str, partition: dict[str, Any], table: pa.Table, size: int, config: LakeConfig
+    spec: DatasetSpec,
+    rel_path: str,
+    partition: dict[str, Any],
+    table: pa.Table,
+    size: int,
+    config: LakeConfig,
+    sha256: str | None = None,
 ) -> NewFile:
     """The catalog record of a written file: stats, inverted-index values, Bloom filters."""
     times = pc.cast(table.column(spec.time_column), pa.int64())
@@ -104,4 +110,5 @@ def describe_file(
         stats=stats,
         values=values,
         blooms=blooms,
+        sha256=sha256,
     )

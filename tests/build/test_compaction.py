@@ -7,6 +7,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
@@ -252,14 +253,41 @@ def test_late_data_of_one_type_keeps_the_others(config: LakeConfig, make_tick: C
 # --- exactly once -------------------------------------------------------------------------------
 
 
-def test_segment_delivered_twice_is_counted_once(config: LakeConfig) -> None:
+def test_equal_content_under_two_names_is_two_deliveries(config: LakeConfig) -> None:
+    """A segment is known by its name: the same lines sealed twice under two names are real ticks twice."""
     land(config, random_ticks(30, seed=8))
     (segment,) = sealed_segments(config.root)
     shutil.copy(segment.path, segment.path.with_name("redelivered-000001.jsonl"))
     result = compact_hour(config, H5)
-    assert (result.segments, result.duplicate_segments, result.stored, result.rows) == (1, 1, 30, 30)
+    assert (result.segments, result.duplicate_segments, result.stored, result.rows) == (2, 0, 60, 60)
     assert sealed_segments(config.root) == []  # both retired
-    assert query(config, "SELECT count(*) FROM segments") == [(1,)]
+    assert query(config, "SELECT count(*), count(DISTINCT sha256) FROM segments") == [(2, 1)]
+
+
+def test_three_batches_of_one_quote_store_three_rows(config: LakeConfig, make_tick: Callable[..., dict[str, Any]]) -> None:
+    for _ in range(3):
+        with LandingWriter(config) as writer:
+            writer.append([make_tick()])
+    result = compact_hour(config, H5)
+    assert (result.segments, result.stored, result.rows) == (3, 3, 3)
+
+
+def test_consumed_name_with_other_content_is_set_aside(config: LakeConfig) -> None:
+    land(config, random_ticks(30, seed=8))
+    (segment,) = sealed_segments(config.root)
+    name = segment.path
+    compact_hour(config, H5)
+    other = b"".join(json.dumps(t).encode() + b"\n" for t in random_ticks(5, seed=99))
+    name.write_bytes(other)  # a producer reused the name with other lines
+    result = compact_hour(config, H5)
+    target = config.root / "landing/_conflicts" / name.relative_to(config.root / "landing")
+    assert result.snapshot is None and result.set_aside == [target.relative_to(config.root).as_posix()]
+    assert target.read_bytes() == other and not name.exists()  # nothing merged, nothing dropped
+    assert result.warnings == [
+        f"{name}: a segment of this name was consumed already with other content; set aside to {target}"
+        " (ingest it from there to add its ticks under new names)"
+    ]
+    assert "1 set aside" in result.summary() and sum(n for _, _, n in live(config)) == 30
 
 
 def test_identical_ticks_are_all_stored(config: LakeConfig, make_tick: Callable[..., dict[str, Any]]) -> None:
@@ -303,7 +331,7 @@ def test_retention(config: LakeConfig) -> None:
     land(config, random_ticks(10, seed=12, start=T5 + 3_600_000_000), writer="x")
     compact_all(config)
     (kept,) = consumed_dir(config.root).rglob("*.jsonl")
-    assert kept.relative_to(consumed_dir(config.root)).as_posix() == "ticks/date=2022-01-07/hour=06/x-000001.jsonl"
+    assert re.fullmatch(r"ticks/date=2022-01-07/hour=06/x-\d{16}\.jsonl", kept.relative_to(consumed_dir(config.root)).as_posix())
     old = kept.stat().st_mtime - 169 * 3600
     os.utime(kept, (old, old))
     compact_all(config)  # purges what outlived the retention

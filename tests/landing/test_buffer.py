@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -16,7 +17,15 @@ import pytest
 from ticklake.build.compaction import pending_hours
 from ticklake.config import LakeConfig
 from ticklake.errors import SchemaError, StorageError
-from ticklake.landing.buffer import purge_consumed, retire_segment, sealed_segments, segment_name, write_segment
+from ticklake.landing.buffer import (
+    Segment,
+    purge_consumed,
+    retire_segment,
+    scan_buffer,
+    sealed_segments,
+    segment_name,
+    write_segment,
+)
 from ticklake.landing.writer import LandingWriter
 from ticklake.storage.layout import consumed_dir, landing_dir, parse_hour
 
@@ -31,7 +40,12 @@ def line(record: dict[str, Any]) -> bytes:
 
 
 def files_below(folder: Path) -> list[str]:
-    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+    """Files below `folder`, with LandingWriter's clock-based sequence numbers shown as SEQ."""
+    return sorted(_seqless(p.relative_to(folder).as_posix()) for p in folder.rglob("*") if p.is_file())
+
+
+def _seqless(name: str) -> str:
+    return re.sub(r"-\d{16}\.jsonl", "-SEQ.jsonl", name)
 
 
 def test_append_routes_by_event_hour_and_seals_on_close(config: LakeConfig, make_tick: Tick) -> None:
@@ -42,11 +56,10 @@ def test_append_routes_by_event_hour_and_seals_on_close(config: LakeConfig, make
     with LandingWriter(config) as writer:
         assert writer.append([a, b, c, d]) == 4
     assert files_below(landing_dir(config.root)) == [
-        "date=2022-01-07/hour=05/test-000001.jsonl",
-        "date=2022-01-07/hour=06/test-000001.jsonl",
+        "date=2022-01-07/hour=05/test-SEQ.jsonl",
+        "date=2022-01-07/hour=06/test-SEQ.jsonl",
     ]
-    hour5 = landing_dir(config.root) / "date=2022-01-07/hour=05/test-000001.jsonl"
-    hour6 = landing_dir(config.root) / "date=2022-01-07/hour=06/test-000001.jsonl"
+    hour5, hour6 = writer.sealed
     assert hour5.read_bytes() == line(a) + b"\n" + line(d) + b"\n"  # arrival order kept
     assert hour6.read_bytes() == line(b) + b"\n" + line(c) + b"\n"
     assert [(s.path, s.hour, s.bytes) for s in sealed_segments(config.root)] == [
@@ -72,11 +85,12 @@ def test_unsealed_segments_are_invisible(config: LakeConfig, make_tick: Tick) ->
     writer.flush()
     folder = landing_dir(config.root) / "date=2022-01-07/hour=05"
     (tmp,) = list(folder.iterdir())
-    assert tmp.name.startswith(".test-000001.jsonl.") and tmp.name.endswith(".tmp")
+    assert re.fullmatch(r"\.test-\d{16}\.jsonl\.[0-9a-f]{8}\.tmp", tmp.name)
     assert tmp.read_bytes() == line(make_tick()) + b"\n"  # flushed, yet not sealed
     assert sealed_segments(config.root) == [] and pending_hours(config) == []
-    assert writer.seal() == [folder / "test-000001.jsonl"]
-    assert [p.name for p in folder.iterdir()] == ["test-000001.jsonl"]  # no temp file left behind
+    (sealed,) = writer.seal()
+    assert sealed.parent == folder and sealed.name == tmp.name[1:].rsplit(".", 2)[0]
+    assert list(folder.iterdir()) == [sealed]  # no temp file left behind
     assert pending_hours(config) == [H5]
     writer.close()
 
@@ -88,7 +102,8 @@ def test_rotation_on_segment_max_bytes(config: LakeConfig, make_tick: Tick) -> N
         for record in records:
             writer.append([record])
     segments = sealed_segments(config.root)
-    assert [s.path.name for s in segments] == [f"test-{i:06d}.jsonl" for i in range(1, len(segments) + 1)]
+    seqs = [_seq(s) for s in segments]
+    assert seqs == [seqs[0] + i for i in range(len(segments))]  # one writer: consecutive sequence numbers
     assert len(segments) >= 4
     longest = max(len(line(r)) + 1 for r in records)
     for s in segments[:-1]:
@@ -161,33 +176,39 @@ def test_default_writer_id_is_host_and_pid(tmp_path: Path, make_tick: Tick) -> N
     with LandingWriter(config) as writer:
         writer.append([make_tick()])
     (segment,) = sealed_segments(config.root)
-    assert segment.path.name.endswith(f"-{os.getpid()}-000001.jsonl")
+    assert re.fullmatch(rf".+-{os.getpid()}-\d{{16}}\.jsonl", segment.path.name)
 
 
-def test_sequence_continues_after_sealed_and_consumed_segments(config: LakeConfig, make_tick: Tick) -> None:
+def _seq(segment: Segment) -> int:
+    return int(segment.path.stem.rsplit("-", 1)[1])
+
+
+def test_sequence_never_comes_back(config: LakeConfig, make_tick: Tick) -> None:
+    """A name is a segment's identity: sequences rise above every seq still seen, and start at the
+    clock, so a purged name is not reused either."""
     for _ in range(2):
         with LandingWriter(config) as writer:
             writer.append([make_tick()])
     first, second = sealed_segments(config.root)
-    retire_segment(config.root, first.path, retention_hours=1)
+    assert _seq(first) < _seq(second) and _seq(first) >= (time.time_ns() // 1000) - 60_000_000
+    retire_segment(config.root, first.path, retention_hours=0)  # purged at once: its name is gone
     with LandingWriter(config) as writer:
         writer.append([make_tick()])
-    assert [s.path.name for s in sealed_segments(config.root)] == ["test-000002.jsonl", "test-000003.jsonl"]
+    names = [s.path.name for s in sealed_segments(config.root)]
+    assert len(names) == 2 and first.path.name not in names and _seq(sealed_segments(config.root)[1]) > _seq(second)
     with LandingWriter(config, "other") as writer:
         writer.append([make_tick()])
-    assert sealed_segments(config.root)[-1].path.name == "other-000001.jsonl"  # sealed last
+    assert sealed_segments(config.root)[-1].path.name.startswith("other-")  # sealed last
 
 
-def test_two_writers_with_one_id_do_not_overwrite(config: LakeConfig, make_tick: Tick) -> None:
+def test_two_writers_with_one_id_keep_both(config: LakeConfig, make_tick: Tick) -> None:
     one, two = LandingWriter(config), LandingWriter(config)
     one.append([make_tick(price=1.0)])
     two.append([make_tick(price=2.0)])
     one.close()
-    with pytest.raises(StorageError) as info:
-        two.close()
-    target = landing_dir(config.root) / "date=2022-01-07/hour=05/test-000001.jsonl"
-    assert str(info.value) == f"{target}: segment exists already; another writer uses id 'test'"
-    assert json.loads(target.read_bytes())["price"] == 1.0  # the sealed segment is untouched
+    two.close()
+    prices = sorted(json.loads(s.path.read_bytes())["price"] for s in sealed_segments(config.root))
+    assert prices == [1.0, 2.0]
 
 
 def test_empty_writer_leaves_nothing(config: LakeConfig) -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -20,7 +22,7 @@ from ticklake.build.compaction import compact_all
 from ticklake.config import LakeConfig
 from ticklake.errors import StorageError
 from ticklake.landing.buffer import sealed_segments
-from ticklake.landing.ingest import IngestReport, ingest_files, read_chunks
+from ticklake.landing.ingest import IngestReport, ingest_files
 from ticklake.landing.quarantine import read_quarantine
 from ticklake.storage.layout import landing_dir, quarantine_dir
 
@@ -197,7 +199,7 @@ def test_a_clean_single_hour_file_lands_as_is(config: LakeConfig, write_jsonl: W
     report = ingest_files(config, [path])
     (segment,) = report.segments
     assert segment.read_bytes() == path.read_bytes()
-    assert segment.name.startswith("ingest-") and segment.name.endswith("-000001.jsonl")
+    assert re.fullmatch(r"ingest-[0-9a-f]{16}-0{12}-0*%d\.jsonl" % path.stat().st_size, segment.name)  # source, bytes 0..end
 
 
 def test_identical_lines_are_two_ticks(config: LakeConfig, write_jsonl: Write) -> None:
@@ -233,7 +235,7 @@ def test_no_final_newline(config: LakeConfig, tmp_path: Path) -> None:
 
 
 def test_line_numbers_run_on_across_chunks(config: LakeConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(ingest_module, "read_chunks", lambda stream: read_chunks(stream, 1000))
+    monkeypatch.setattr(ingest_module, "CHUNK_BYTES", 1000)
     lines = [GOOD.replace("100.25", f"{100 + i / 100:.2f}").encode() for i in range(100)]
     bad_at = [1, 9, 10, 50, 77, 100]
     for n in bad_at:
@@ -250,42 +252,33 @@ def test_line_numbers_run_on_across_chunks(config: LakeConfig, tmp_path: Path, m
 
 def test_identical_chunks_of_one_file_are_all_kept(config: LakeConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # chunks are 64 MiB in production; a small chunk size stands in for a big file of repeated lines
-    monkeypatch.setattr(ingest_module, "read_chunks", lambda stream: read_chunks(stream, 1000))
+    monkeypatch.setattr(ingest_module, "CHUNK_BYTES", 1000)
     source = tmp_path / "in.jsonl"
     source.write_bytes((GOOD.encode() + b"\n") * 100)
     report = ingest_files(config, [source])
     assert (report.appended, report.already_present) == (100, 0)
 
 
-def test_read_chunks_end_at_line_breaks() -> None:
-    data = b"".join(b"line %d\n" % i for i in range(200)) + b"tail"
-    chunks = list(read_chunks(io.BytesIO(data), 64))
-    assert b"".join(chunks) == data
-    assert all(c.endswith(b"\n") for c in chunks[:-1])
-    assert list(read_chunks(io.BytesIO(b""), 64)) == []
-
-
-def test_same_file_twice_is_counted_once(config: LakeConfig, write_jsonl: Write, make_tick: Tick) -> None:
+def test_same_file_twice_is_read_once(config: LakeConfig, write_jsonl: Write, make_tick: Tick) -> None:
     path = write_jsonl("in.jsonl", [make_tick(), make_tick("2022-01-07T06:00:00Z"), "[1]"])
     first = ingest_files(config, [path])
     second = ingest_files(config, [path])
-    assert (first.appended, first.already_present) == (2, 0)
-    assert (second.appended, second.already_present, second.quarantined, second.segments) == (0, 2, 1, [])
-    assert reconciles(second)
-    assert "2 already in the lake (same content ingested before)" in second.summary()
+    assert (first.appended, first.quarantined) == (2, 1) and reconciles(first)
+    assert (second.lines, second.appended, second.before_checkpoint, second.segments) == (0, 0, 3, [])
+    assert second.summary().startswith("ingested 0 new lines (3 before the checkpoint ingested earlier): 0 appended")
     assert len(sealed_segments(config.root)) == 2
-    assert len(read_quarantine(config.root)) == 1  # the same quarantine file, rewritten
+    assert len(read_quarantine(config.root)) == 1
 
 
-def test_copy_under_another_name_is_counted_once(config: LakeConfig, write_jsonl: Write, make_tick: Tick) -> None:
+def test_copy_under_another_name_is_the_same_source(config: LakeConfig, write_jsonl: Write, make_tick: Tick) -> None:
     path = write_jsonl("in.jsonl", [make_tick()])
     copy = shutil.copy(path, path.with_name("copy.jsonl"))
     report = ingest_files(config, [path, copy])
-    assert (report.appended, report.already_present) == (1, 1)
+    assert (report.appended, report.before_checkpoint) == (1, 1)
 
 
 @pytest.mark.parametrize("retention", [0, 168])
-def test_reingest_after_compaction_is_counted_once(
+def test_reingest_after_compaction_appends_nothing(
     config: LakeConfig, write_jsonl: Write, make_tick: Tick, retention: float
 ) -> None:
     config = replace(config, segment_retention_hours=retention)
@@ -294,8 +287,89 @@ def test_reingest_after_compaction_is_counted_once(
     (result,) = compact_all(config)
     assert result.stored == 2 and sealed_segments(config.root) == []
     again = ingest_files(config, [path])
-    assert (again.appended, again.already_present, again.segments) == (0, 2, [])
+    assert (again.appended, again.before_checkpoint, again.segments) == (0, 2, [])
     assert compact_all(config) == []
+
+
+def test_a_grown_file_appends_only_its_new_lines(config: LakeConfig, tmp_path: Path) -> None:
+    """A recorder's log shipped again after it grew: 1,000 + 10 lines are 1,010 rows, not 2,010."""
+    lines = [GOOD.replace("100.25", str(i)) for i in range(1010)]
+    source = tmp_path / "recorder.jsonl"
+    source.write_text("\n".join(lines[:1000]) + "\n")
+    assert ingest_files(config, [source]).appended == 1000
+    compact_all(config)
+    with source.open("a") as f:
+        f.write("\n".join(lines[1000:]) + "\n")
+    grown = ingest_files(config, [source])
+    assert (grown.lines, grown.appended, grown.before_checkpoint) == (10, 10, 1000)
+    (result,) = compact_all(config)
+    assert result.rows == 1010
+
+
+def test_a_rewritten_file_is_reported_not_doubled(config: LakeConfig, tmp_path: Path) -> None:
+    source = tmp_path / "day.jsonl"
+    source.write_text(GOOD + "\n" + GOOD.replace("100.25", "1") + "\n")
+    ingest_files(config, [source])
+    source.write_text(GOOD + "\n" + GOOD.replace("100.25", "2") + "\n" + GOOD + "\n")  # same first line, other bytes
+    report = ingest_files(config, [source])
+    assert report.appended == 0 and len(report.rewritten) == 1
+    assert report.rewritten[0].startswith(f"{source}: changed since it was ingested")
+    assert report.rewritten[0].endswith("nothing appended — `ticklake ingest --again` ingests it whole as a new source")
+    again = ingest_files(config, [source], again=True)
+    assert (again.appended, again.rewritten) == (3, [])
+
+
+def test_an_unterminated_last_line_waits_until_it_is_complete(config: LakeConfig, tmp_path: Path) -> None:
+    source = tmp_path / "live.jsonl"
+    source.write_text(GOOD + "\n" + GOOD[:40])  # the recorder is mid-line
+    first = ingest_files(config, [source])
+    assert (first.appended, first.quarantined, first.held_back) == (1, 0, 1)
+    source.write_text(GOOD + "\n" + GOOD + "\n")
+    second = ingest_files(config, [source])
+    assert (second.lines, second.appended, second.quarantined) == (1, 1, 0)
+    (result,) = compact_all(config)
+    assert result.rows == 2
+
+
+def test_an_interrupted_run_is_finished_not_doubled(config: LakeConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A chunk recorded as pending whose segments were partly sealed: the next run seals the rest under
+    the same names, even after the file grew (the pending range is replayed exactly)."""
+    monkeypatch.setattr(ingest_module, "CHUNK_BYTES", 1000)
+    hours = [GOOD.replace("T05", f"T{h:02d}").replace("100.25", str(i)) for i in range(20) for h in (5, 6)]
+    source = tmp_path / "in.jsonl"
+    source.write_text("\n".join(hours) + "\n")
+    ingest_files(config, [source])
+    (cp_file,) = (config.root / "landing/_checkpoints").glob("*.json")
+    done = json.loads(cp_file.read_text())
+    # Back to "the last chunk pending, its hour-06 segment not sealed": as a kill -9 would leave it.
+    last = sorted(sealed_segments(config.root), key=lambda s: s.path.name)[-1]
+    start, end = (int(x) for x in last.path.stem.split("-")[-2:])
+    line_no = source.read_bytes()[:start].count(b"\n") + 1
+    undone = dict(
+        done,
+        offset=start,
+        lines=line_no - 1,
+        pending=[
+            {
+                "start": start,
+                "end": end,
+                "first_line": line_no,
+                "sha256": hashlib.sha256(source.read_bytes()[start:end]).hexdigest(),
+            }
+        ],
+    )
+    tail = source.read_bytes()[max(0, start - 65536) : start]
+    undone["tail_sha256"] = hashlib.sha256(tail).hexdigest()
+    cp_file.write_text(json.dumps(undone))
+    for s in sealed_segments(config.root):
+        if s.path.stem.endswith(f"{start:012d}-{end:06d}") and s.path.parent.name == "hour=06":
+            s.path.unlink()
+    with source.open("a") as f:
+        f.write(GOOD.replace("100.25", "999") + "\n")
+    report = ingest_files(config, [source])
+    assert report.already_present >= 1 and report.appended >= 2
+    results = compact_all(config)
+    assert sum(r.rows for r in results) == 41
 
 
 def test_stdin(config: LakeConfig) -> None:
