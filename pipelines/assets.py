@@ -69,6 +69,8 @@ def build_assets(partitions: HourlyPartitionsDefinition) -> tuple[AssetsDefiniti
             with partition_lease(config, TICKS.name, hour, context.run.run_id, wait=lake.effective_lease_wait()):
                 (result,) = compact_hours(config, [hour])
         context.log.info(result.summary())
+        for warning in result.warnings:
+            context.log.warning(warning)
         window = context.partition_time_window
         return MaterializeResult(
             metadata={
@@ -108,6 +110,8 @@ def _hour_metadata(result: HourResult) -> dict[str, Metadata]:
         "rows_in_hour": result.rows,
         "segments": result.segments,
         "duplicate_segments": result.duplicate_segments,
+        "segments_set_aside": len(result.set_aside),
+        "warnings": "\n".join(result.warnings) or "none",
         "files": len(result.files),
         "bytes": result.bytes,
         "replaced_files": result.replaced_files,

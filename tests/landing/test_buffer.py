@@ -16,7 +16,7 @@ import pytest
 
 from ticklake.build.compaction import pending_hours
 from ticklake.config import LakeConfig
-from ticklake.errors import SchemaError, StorageError
+from ticklake.errors import SchemaError
 from ticklake.landing.buffer import (
     Segment,
     purge_consumed,
@@ -246,3 +246,31 @@ def test_retire_moves_or_deletes_and_purge_honours_retention(config: LakeConfig)
     assert purge_consumed(config.root, 2, now=time.time() + 2 * 3600 + 60) == 1
     assert not moved.exists()
     assert purge_consumed(config.root / "nowhere", 0) == 0
+
+
+def test_odd_paths_in_the_buffer_are_strays_not_failures(config: LakeConfig) -> None:
+    """A folder a producer (or a person) got wrong is named in a warning; every real hour goes on."""
+    good = write_segment(config.root, H5, "w-000001.jsonl", b"{}\n")
+    base = landing_dir(config.root)
+    for odd in ("date=2022-01-07/hour=5", "date=2022-01-07/hour=05.bak", "date=2022-13-45/hour=05", "ticks-old/x"):
+        (base / odd).mkdir(parents=True)
+        (base / odd / "w-000001.jsonl").write_bytes(b"{}\n")
+    (base / "date=2022-01-07" / "README").write_bytes(b"x")
+    (good.parent / "notes.txt").write_bytes(b"x")
+    scan = scan_buffer(config.root)
+    assert [s.path for s in scan.segments] == [good]
+    hour, day, segment = (
+        "not a landing hour folder (hour=00 ... hour=23)",
+        "not a landing date folder (date=YYYY-MM-DD)",
+        "not a sealed segment (<writer>-<seq>.jsonl)",
+    )
+    expected = [
+        (base / "date=2022-01-07/README", hour),
+        (base / "date=2022-01-07/hour=05.bak", hour),
+        (base / "date=2022-01-07/hour=5", hour),
+        (base / "date=2022-13-45", day),
+        (base / "ticks-old", day),
+        (good.parent / "notes.txt", segment),
+    ]
+    assert sorted(s.warning() for s in scan.strays) == sorted(f"{p}: {why}; left in place, not compacted" for p, why in expected)
+    assert pending_hours(config) == [H5]

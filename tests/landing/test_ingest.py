@@ -199,7 +199,8 @@ def test_a_clean_single_hour_file_lands_as_is(config: LakeConfig, write_jsonl: W
     report = ingest_files(config, [path])
     (segment,) = report.segments
     assert segment.read_bytes() == path.read_bytes()
-    assert re.fullmatch(r"ingest-[0-9a-f]{16}-0{12}-0*%d\.jsonl" % path.stat().st_size, segment.name)  # source, bytes 0..end
+    size = path.stat().st_size
+    assert re.fullmatch(rf"ingest-[0-9a-f]{{16}}-0{{12}}-0*{size}\.jsonl", segment.name)  # source, bytes 0..end
 
 
 def test_identical_lines_are_two_ticks(config: LakeConfig, write_jsonl: Write) -> None:
