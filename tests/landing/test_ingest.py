@@ -444,3 +444,16 @@ def test_hours_in_order_become_exact_byte_ranges(config: LakeConfig, tmp_path: P
     assert (report.appended, report.quarantined) == (9, 0)
     by_hour = {s.parent.name: s.read_text() for s in report.segments}
     assert by_hour == {f"hour={h:02d}": "\n".join(lines[i * 3 : i * 3 + 3]) + "\n" for i, h in enumerate((5, 6, 7))}
+
+
+def test_appended_per_hour_is_what_compaction_stores(config: LakeConfig, tmp_path: Path) -> None:
+    """Every report reconciles: lines appended per hour = rows stored + rows quarantined for that hour."""
+    lines = [GOOD.replace("T05", f"T{h:02d}").replace("100.25", str(i)) for i in range(7) for h in (5, 6, 9)]
+    lines += [GOOD] * 3 + ["{bad"]  # identical ticks are real ticks; a bad line is quarantined at ingest
+    source = tmp_path / "day.jsonl"
+    source.write_text("\n".join(lines) + "\n")
+    report = ingest_files(config, [source])
+    assert report.appended_by_hour == {"2022-01-07T05": 10, "2022-01-07T06": 7, "2022-01-07T09": 7}
+    results = {r.hour: r for r in compact_all(config)}
+    assert {h: r.stored + r.quarantined for h, r in results.items()} == report.appended_by_hour
+    assert all(r.quarantined == 0 for r in results.values()) and report.quarantined == 1
