@@ -94,11 +94,16 @@ def load_checkpoint(root: Path, print_: str, source: str) -> Checkpoint:
         raise StorageError(f"{path}: damaged ingest checkpoint ({e}); move it away to ingest {source} from its start") from e
 
 
-def save_checkpoint(root: Path, checkpoint: Checkpoint) -> None:
-    """Write the checkpoint durably (temp file, fsync, rename)."""
+def save_checkpoint(root: Path, checkpoint: Checkpoint, *, sync_dir: bool = True) -> None:
+    """Write the checkpoint atomically (temp file, fsync, rename).
+
+    A new pending range must be durable before its segments are sealed; the write that clears
+    it may skip the folder's fsync (`sync_dir=False`): if a power cut undoes that rename, the
+    range is pending again and the next run only finds its segments sealed already.
+    """
     checkpoint.updated_at = datetime.now(UTC).isoformat(timespec="seconds")
     data = json.dumps(asdict(checkpoint), sort_keys=True).encode()
-    write_atomic(checkpoint_path(root, checkpoint.fingerprint), data)
+    write_atomic(checkpoint_path(root, checkpoint.fingerprint), data, sync_dir=sync_dir)
 
 
 @contextmanager

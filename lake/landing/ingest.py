@@ -167,14 +167,20 @@ def ingest_files(
 
 class _SourceState:
     """One source's checkpoint while it is ingested: pending ranges are recorded before their
-    segments are sealed, and the offset moves over them, in order, once they are."""
+    segments are sealed, and the offset moves over them, in order, once they are. The source's
+    lock is let go as soon as it is read to the end and its last chunk is done (thousands of
+    sources must not hold thousands of open lock files)."""
 
-    def __init__(self, root: Path, checkpoint: Checkpoint) -> None:
+    def __init__(self, root: Path, checkpoint: Checkpoint, lock: ExitStack) -> None:
         self.root = root
         self.checkpoint = checkpoint
         self.tail = b""
+        self.lock = lock
+        self.open_chunks = 0
+        self.reading = True
 
     def begin(self, task: _Chunk) -> None:
+        self.open_chunks += 1
         if not any(p.start == task.start for p in self.checkpoint.pending):
             self.checkpoint.pending.append(Pending(task.start, task.end, task.first_line, task.sha256))
             save_checkpoint(self.root, self.checkpoint)
@@ -185,7 +191,17 @@ class _SourceState:
         self.tail = (self.tail + task.raw_tail)[-TAIL_BYTES:]
         cp.offset, cp.lines, cp.tail_sha256 = task.end, task.first_line + len(task.lines) - 1, tail_hash(self.tail)
         fault_point("ingest.before_checkpoint")
-        save_checkpoint(self.root, cp)
+        save_checkpoint(self.root, cp, sync_dir=False)
+        self.open_chunks -= 1
+        self._release()
+
+    def read_to_end(self) -> None:
+        self.reading = False
+        self._release()
+
+    def _release(self) -> None:
+        if not self.reading and not self.open_chunks:
+            self.lock.close()
 
 
 def _chunks(
@@ -199,7 +215,7 @@ def _chunks(
 ) -> Iterator[_Chunk | None]:
     """The chunks of every source still to ingest, in order, each named after its source and byte range;
     None before a source met earlier in the run (a copy of one), whose chunks must be done first."""
-    states: dict[str, _SourceState] = {}
+    seen: set[str] = set()
     for source in sources:
         name = "<stdin>" if str(source) == "-" else str(source)
         try:
@@ -212,17 +228,19 @@ def _chunks(
             if not head:
                 continue
             print_ = fingerprint(head) if not again else hashlib.sha256(head[:1] + uuid.uuid4().bytes).hexdigest()
-            state = states.get(print_)
-            if state is None:
-                stack.enter_context(source_lock(config.root, print_))
-                state = states[print_] = _SourceState(config.root, load_checkpoint(config.root, print_, name))
-            else:
-                yield None
+            if print_ in seen:
+                yield None  # a copy of a source of this run: its chunks are done, its checkpoint final
+            seen.add(print_)
+            lock = ExitStack()
+            stack.callback(lock.close)  # let go on any failure as well
+            lock.enter_context(source_lock(config.root, print_))
+            state = _SourceState(config.root, load_checkpoint(config.root, print_, name), lock)
             cp = state.checkpoint
             problem = reader.resume(cp)
             if problem:
                 report.rewritten.append(problem)
                 reader.close()
+                state.read_to_end()
                 continue
             state.tail = reader.tail
             report.before_checkpoint += cp.lines
@@ -257,6 +275,7 @@ def _chunks(
                 first_line += len(task.lines)
                 start = end
                 yield task
+            state.read_to_end()
 
 
 def _incomplete(data: bytes) -> bool:
