@@ -139,7 +139,6 @@ def ingest_files(
         while len(pending) > limit:
             task, future = pending.popleft()
             report.add(future.result())
-            task.state.done(task)
             if progress:
                 progress(f"{task.source}: {task.first_line + len(task.lines) - 1:,} lines")
 
@@ -176,28 +175,38 @@ class _SourceState:
         self.checkpoint = checkpoint
         self.tail = b""
         self.lock = lock
+        self.mutex = threading.Lock()  # chunks of one source finish on several workers
+        self.finished: dict[int, _Chunk] = {}  # done, by start offset, waiting for an earlier chunk
         self.open_chunks = 0
         self.reading = True
 
     def begin(self, task: _Chunk) -> None:
-        self.open_chunks += 1
-        if not any(p.start == task.start for p in self.checkpoint.pending):
-            self.checkpoint.pending.append(Pending(task.start, task.end, task.first_line, task.sha256))
-            save_checkpoint(self.root, self.checkpoint)
+        """Record the chunk as pending, durably, before any of its segments is sealed."""
+        with self.mutex:
+            if not any(p.start == task.start for p in self.checkpoint.pending):
+                self.checkpoint.pending.append(Pending(task.start, task.end, task.first_line, task.sha256))
+                save_checkpoint(self.root, self.checkpoint)
 
     def done(self, task: _Chunk) -> None:
-        cp = self.checkpoint
-        cp.pending = [p for p in cp.pending if p.start != task.start]
-        self.tail = (self.tail + task.raw_tail)[-TAIL_BYTES:]
-        cp.offset, cp.lines, cp.tail_sha256 = task.end, task.first_line + len(task.lines) - 1, tail_hash(self.tail)
-        fault_point("ingest.before_checkpoint")
-        save_checkpoint(self.root, cp, sync_dir=False)
-        self.open_chunks -= 1
-        self._release()
+        """The chunk's segments are sealed: move the offset over every chunk done in order."""
+        with self.mutex:
+            cp = self.checkpoint
+            self.finished[task.start] = task
+            while cp.offset in self.finished:
+                t = self.finished.pop(cp.offset)
+                cp.pending = [p for p in cp.pending if p.start != t.start]
+                self.tail = (self.tail + t.raw_tail)[-TAIL_BYTES:]
+                cp.offset, cp.lines = t.end, t.first_line + len(t.lines) - 1
+            cp.tail_sha256 = tail_hash(self.tail)
+            fault_point("ingest.before_checkpoint")
+            save_checkpoint(self.root, cp, sync_dir=False)
+            self.open_chunks -= 1
+            self._release()
 
     def read_to_end(self) -> None:
-        self.reading = False
-        self._release()
+        with self.mutex:
+            self.reading = False
+            self._release()
 
     def _release(self) -> None:
         if not self.reading and not self.open_chunks:
@@ -247,8 +256,14 @@ def _chunks(
             first_line = cp.lines + 1
             start = cp.offset
             replay = sorted(cp.pending, key=lambda p: p.start)
+            recorded = {p.start: p for p in replay}
             cp.source = name
-            for raw, end, unterminated in reader.chunks(start, [p.end for p in replay]):
+            for raw, end, unterminated in reader.chunks(start, replay):
+                was = recorded.get(start)
+                if was is not None and (was.end != end or hashlib.sha256(raw).hexdigest() != was.sha256):
+                    how = f"bytes {was.start:,}-{was.end:,} differ from the interrupted run's"
+                    report.rewritten.append(reader.changed(cp, how))
+                    break
                 data = raw[len(codecs.BOM_UTF8) :] if start == 0 and raw.startswith(codecs.BOM_UTF8) else raw
                 if unterminated and _incomplete(data):
                     report.held_back += 1
@@ -271,7 +286,7 @@ def _chunks(
                     end=end,
                     state=state,
                 )
-                state.begin(task)
+                state.open_chunks += 1
                 first_line += len(task.lines)
                 start = end
                 yield task
@@ -339,61 +354,71 @@ class _Reader:
             self.tail = self.buffered[max(0, at - TAIL_BYTES) : at] if ok else b""
         if ok and tail_hash(self.tail) == cp.tail_sha256:
             return None
+        return self.changed(cp, "not with the same bytes")
+
+    def changed(self, cp: Checkpoint, how: str) -> str:
+        """The one-line report of a source rewritten since it was ingested."""
         return (
             f"{self.name}: changed since it was ingested (it starts like the source ingested up to byte"
-            f" {cp.offset:,} from {cp.source} at {cp.updated_at}, but not with the same bytes); nothing appended"
+            f" {cp.offset:,} from {cp.source} at {cp.updated_at}, but {how}); nothing appended"
             " — `ticklake ingest --again` ingests it whole as a new source"
         )
 
-    def chunks(self, start: int, ends: list[int]) -> Iterator[tuple[bytes, int, bool]]:
-        """(data, end offset, ends without a line break) from `start`: first exactly up to each of `ends`
-        (ranges an interrupted run recorded), then about CHUNK_BYTES each, ending at line breaks."""
+    def chunks(self, start: int, replay: list[Pending]) -> Iterator[tuple[bytes, int, bool]]:
+        """(data, end offset, ends without a line break) from `start`, about CHUNK_BYTES each and
+        ending at line breaks, except that the ranges an interrupted run recorded (`replay`) come
+        out exactly as they were."""
         if self.mapped is not None:
             try:
-                yield from _cut(self.mapped, start, ends)
+                yield from _cut(self.mapped, start, replay)
             finally:
                 self.close()
             return
-        yield from self._stream_chunks(start, ends)
+        yield from self._stream_chunks(start, replay)
 
-    def _stream_chunks(self, start: int, ends: list[int]) -> Iterator[tuple[bytes, int, bool]]:
+    def _stream_chunks(self, start: int, replay: list[Pending]) -> Iterator[tuple[bytes, int, bool]]:
         data = self.buffered[start - self.position :]
         position = start
-        forced = list(ends)
         while True:
-            want = (forced[0] - position) if forced else CHUNK_BYTES
+            forced = _next_forced(replay, position)
+            want = forced.end - position if forced and forced.start == position else CHUNK_BYTES
             while len(data) < want:
                 block = self.stream.read(max(want - len(data), 1 << 16))
                 if not block:
                     break
                 data += block
-            if forced:
-                cut = min(len(data), forced.pop(0) - position)
+            if not data:
+                return
+            if forced and forced.start == position:
+                cut = min(len(data), want)
             else:
-                if not data:
-                    return
                 cut = data.find(b"\n", min(want, len(data)) - 1) + 1
                 if cut == 0:
-                    more = self.stream.readline()  # finish the line; the stream is buffered, this is cheap
-                    data += more
+                    data += self.stream.readline()  # finish the line; the stream is buffered, this is cheap
                     cut = len(data)
+                if forced:
+                    cut = min(cut, forced.start - position)
             piece, data = data[:cut], data[cut:]
-            if not piece:
-                return
             position += len(piece)
             yield piece, position, not piece.endswith(b"\n")
 
 
-def _cut(mapped: mmap.mmap, start: int, ends: list[int]) -> Iterator[tuple[bytes, int, bool]]:
+def _next_forced(replay: list[Pending], position: int) -> Pending | None:
+    """The first recorded range that has not been passed yet."""
+    return next((p for p in replay if p.end > position), None)
+
+
+def _cut(mapped: mmap.mmap, start: int, replay: list[Pending]) -> Iterator[tuple[bytes, int, bool]]:
     end_of_file = len(mapped)
-    for end in ends:
-        if end > end_of_file or start >= end:
-            break
-        yield mapped[start:end], end, mapped[end - 1] != 10
-        start = end
     while start < end_of_file:
-        cut = mapped.find(b"\n", min(start + CHUNK_BYTES, end_of_file) - 1)
-        stop = end_of_file if cut < 0 else cut + 1
+        forced = _next_forced(replay, start)
+        if forced and forced.start == start:
+            stop = min(forced.end, end_of_file)
+        else:
+            cut = mapped.find(b"\n", min(start + CHUNK_BYTES, end_of_file) - 1)
+            stop = end_of_file if cut < 0 else cut + 1
+            if forced:
+                stop = min(stop, forced.start)
         yield mapped[start:stop], stop, mapped[stop - 1] != 10
         start = stop
 
@@ -422,6 +447,14 @@ class _Chunk:
 
 
 def _ingest_chunk(config: LakeConfig, task: _Chunk, consumed: _ConsumedLookup) -> IngestReport:
+    """Record the chunk as pending, seal its segments, then move the source's checkpoint on."""
+    task.state.begin(task)
+    result = _seal_chunk(config, task, consumed)
+    task.state.done(task)
+    return result
+
+
+def _seal_chunk(config: LakeConfig, task: _Chunk, consumed: _ConsumedLookup) -> IngestReport:
     """Validate one chunk, append its valid lines per hour (each segment with its parsed rows
     in a sidecar), quarantine the rest."""
     chunk = task.data
