@@ -332,7 +332,10 @@ def test_an_unterminated_last_line_waits_until_it_is_complete(config: LakeConfig
     assert result.rows == 2
 
 
-def test_an_interrupted_run_is_finished_not_doubled(config: LakeConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+@pytest.mark.parametrize("via", ["file", "stdin"])
+def test_an_interrupted_run_is_finished_not_doubled(
+    config: LakeConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, via: str
+) -> None:
     """A chunk recorded as pending whose segments were partly sealed: the next run seals the rest under
     the same names, even after the file grew (the pending range is replayed exactly)."""
     monkeypatch.setattr(ingest_module, "CHUNK_BYTES", 1000)
@@ -367,7 +370,10 @@ def test_an_interrupted_run_is_finished_not_doubled(config: LakeConfig, tmp_path
             s.path.unlink()
     with source.open("a") as f:
         f.write(GOOD.replace("100.25", "999") + "\n")
-    report = ingest_files(config, [source])
+    if via == "file":
+        report = ingest_files(config, [source])
+    else:
+        report = ingest_files(config, ["-"], stdin=io.BytesIO(source.read_bytes()))
     assert report.already_present >= 1 and report.appended >= 2
     results = compact_all(config)
     assert sum(r.rows for r in results) == 41
