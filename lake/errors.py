@@ -17,6 +17,7 @@ __all__ = [
     "LeaseHeld",
     "NotFoundError",
     "QueryError",
+    "QueryRefused",
     "SchemaError",
     "StorageError",
     "TicklakeError",
@@ -45,3 +46,8 @@ class NotFoundError(LakeError):
 
 class QueryError(LakeError):
     """DuckDB rejected a query, or its result could not be written."""
+
+
+class QueryRefused(QueryError):
+    """A read-only connection refused a statement that writes files, opens databases, loads
+    extensions, stores secrets or changes settings (allowed with ``--unsafe`` / ``unsafe=True``)."""

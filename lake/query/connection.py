@@ -4,6 +4,9 @@ Every reference to a dataset (``ticks``) in a SELECT is found with DuckDB's own 
 (`ticklake.query.predicates`), pruned through the catalog by its own predicates, and rewritten to a
 view over exactly those files. The lake directory is never listed at query time.
 Statements that are not a single SELECT run against a view of the whole snapshot.
+
+Unless opened with ``unsafe``, a connection only reads (`ticklake.query.safety`): statements that
+write files, open databases, load extensions, store secrets or change settings are refused.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import hashlib
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +24,19 @@ import duckdb
 from ticklake.access import open_catalog
 from ticklake.catalog import Dataset, LiveFile, PrunePlan, prune_files
 from ticklake.config import LakeConfig
-from ticklake.errors import NotFoundError, QueryError, StorageError
+from ticklake.errors import StorageError
+from ticklake.maintenance.pins import pin_reader, unpin
 from ticklake.query.duck import connect_duckdb
+from ticklake.query.failures import failure, guarded, translated
+from ticklake.query.history import SnapshotChoice, choose_snapshot
 from ticklake.query.kinds import PREDICATE_KINDS
 from ticklake.query.predicates import TableRef, find_table_refs
 from ticklake.query.quoting import literal_list, quote_identifier
+from ticklake.query.results import ResultStream
+from ticklake.query.safety import check_read_only, confine
 
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(ANALYZE\s+)?", re.IGNORECASE)
+_SHOWN = re.compile(r"^\s*(DESCRIBE|SHOW|SUMMARIZE)\s+$", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -61,45 +71,117 @@ class QueryPlan:
 class LakeConnection:
     """A DuckDB connection over a lake; dataset names (``ticks``) are tables in SQL.
 
-    `sql`, `execute` and `query` prune through the catalog first; everything else is
-    DuckDB's own connection API (``.df()``, ``.arrow()``, ``.fetchall()`` on results).
+    `sql`, `execute`, `query` and `stream` check the statement (unless `unsafe`) and prune through
+    the catalog first. After `execute`, this connection's own fetch helpers (`fetchall`, `df`,
+    `to_arrow_table`, ...) raise the project's one-line errors; a relation returned by `sql` is DuckDB's
+    own, and its ``.fetchall()`` raises ``duckdb.Error``. Everything else is DuckDB's connection API.
     """
 
-    def __init__(self, config: LakeConfig, *, snapshot: int | None = None, threads: int = 0) -> None:
+    def __init__(
+        self,
+        config: LakeConfig,
+        *,
+        snapshot: int | None = None,
+        as_of: str | datetime | date | None = None,
+        threads: int = 0,
+        unsafe: bool = False,
+    ) -> None:
+        """Pin `snapshot`, or the newest snapshot committed at or before `as_of`; `unsafe` lifts the read-only policy."""
         self.config = config
         self.root = config.root.resolve()
+        self.unsafe = unsafe
         self.catalog = open_catalog(config)
-        if snapshot is not None and not self.catalog.has_snapshot(snapshot):
-            newest = self.catalog.current_snapshot()
+        try:
+            self.choice: SnapshotChoice = choose_snapshot(self.catalog, snapshot, as_of)
+            self._pin = pin_reader(self.catalog, config.root, self.choice.snapshot)  # vacuum keeps what this reads
+        except BaseException:
             self.catalog.close()
-            raise NotFoundError(f"lake {config.root}: no snapshot {snapshot} (snapshots are 1 to {newest})")
-        self.pinned = snapshot
+            raise
+        self.pinned = self.choice.snapshot
         self.con = connect_duckdb(threads=threads or config.threads)
         self._views: dict[str, str] = {}
         self._refs_cache: dict[str, list[tuple[TableRef, Dataset]] | None] = {}
+        self._checked: set[str] = set()
+        self._last_query: str | None = None
         self._full_snapshot = -1
         self._refresh_full_views(self.snapshot, strict=False)
+        if not unsafe:
+            confine(self.con)
 
     # -- the DuckDB API, pruned ---------------------------------------------------------------
 
     def sql(self, query: str, params: Any = None) -> duckdb.DuckDBPyRelation:
-        """Run `query` (pruned) and return DuckDB's relation; named `params` prune like literals."""
+        """Run `query` (pruned) and return DuckDB's relation; named `params` prune like literals.
+
+        Errors raised while the query is bound are the project's; the relation's own fetch methods
+        raise DuckDB's (use `execute` and this connection's fetch helpers, or `stream`, for ours).
+        """
         plan = self.plan(query, params)
-        try:
-            return self.con.sql(plan.sql, params=params)
-        except duckdb.Error as e:
-            raise QueryError(_one_line(e)) from e
+        return guarded(lambda: self.con.sql(plan.sql, params=params), query, self.root)
 
     query = sql
+    from_query = sql
 
     def execute(self, query: str, params: Any = None) -> LakeConnection:
         """Run `query` (pruned); fetch with `fetchall`/`fetchone`/`df`/`arrow` as on DuckDB."""
         plan = self.plan(query, params)
-        try:
+        with translated(query, self.root):
             self.con.execute(plan.sql, params)
-        except duckdb.Error as e:
-            raise QueryError(_one_line(e)) from e
+        self._last_query = query
         return self
+
+    def executemany(self, query: str, params: Any = None) -> LakeConnection:
+        """Run `query` once per parameter set (checked, not pruned: the values differ per run)."""
+        self._check(query)
+        with translated(query, self.root):
+            self.con.executemany(query, params or [])
+        self._last_query = query
+        return self
+
+    def stream(self, query: str, params: Any = None) -> ResultStream | None:
+        """Run `query` (pruned) and return its rows batch by batch (None: the statement returns none)."""
+        relation = self.sql(query, params)
+        return None if relation is None else ResultStream(relation, query, self.root)
+
+    # DuckDB's fetch methods on the result of `execute`, with the project's errors.
+    def fetchall(self) -> list[Any]:
+        """All rows of the last `execute`."""
+        return self._fetch(self.con.fetchall)
+
+    def fetchone(self) -> Any:
+        """The next row of the last `execute`, or None."""
+        return self._fetch(self.con.fetchone)
+
+    def fetchmany(self, size: int = 1) -> list[Any]:
+        """Up to `size` more rows of the last `execute`."""
+        return self._fetch(lambda: self.con.fetchmany(size))
+
+    def df(self) -> Any:
+        """The result of the last `execute` as a pandas DataFrame."""
+        return self._fetch(self.con.df)
+
+    fetchdf = fetch_df = df
+
+    def to_arrow_table(self) -> Any:
+        """The result of the last `execute` as an Arrow table."""
+        return self._fetch(self.con.to_arrow_table)
+
+    fetch_arrow_table = to_arrow_table
+
+    def arrow(self) -> Any:
+        """The result of the last `execute` as DuckDB's Arrow record batch reader (its batches raise DuckDB's errors)."""
+        return self._fetch(self.con.arrow)
+
+    def pl(self) -> Any:
+        """The result of the last `execute` as a polars DataFrame."""
+        return self._fetch(self.con.pl)
+
+    def fetchnumpy(self) -> Any:
+        """The result of the last `execute` as NumPy arrays by column."""
+        return self._fetch(self.con.fetchnumpy)
+
+    def _fetch(self, call: Any) -> Any:
+        return guarded(call, self._last_query, self.root)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.con, name)
@@ -108,6 +190,7 @@ class LakeConnection:
         """Close DuckDB and the catalog."""
         self.con.close()
         self.catalog.close()
+        unpin(self._pin)
 
     def __enter__(self) -> LakeConnection:
         return self
@@ -128,6 +211,7 @@ class LakeConnection:
         `params` are the values the query will run with; named ones (a mapping for ``$name``)
         take part in pruning, positional ones (``?``) do not.
         """
+        self._check(query)
         snapshot = self.snapshot
         self._refresh_full_views(snapshot, strict=False)
         prefix = ""
@@ -146,10 +230,24 @@ class LakeConnection:
         for ref, dataset in sorted(refs, key=lambda rd: rd[0].start, reverse=True):
             pruned = prune_files(self.catalog, dataset, ref.predicates, snapshot=snapshot)
             view = self._view(dataset, pruned.files)
-            alias = "" if ref.alias else " AS " + quote_identifier(dataset.spec.name)
+            # `DESCRIBE ticks` and `SUMMARIZE ticks` name a table, where no alias may follow.
+            bare = ref.alias or _SHOWN.match(body[: ref.start])
+            alias = "" if bare else " AS " + quote_identifier(dataset.spec.name)
             ref_plans.append(RefPlan(dataset.spec.name, ref.alias, body[ref.start : ref.end], pruned))
             text = text[: ref.start] + view + alias + text[ref.end :]
         return QueryPlan(query, prefix + text, tuple(reversed(ref_plans)), True)
+
+    def _check(self, query: str) -> None:
+        """Refuse what a read-only connection must not run; a text passed once passes again."""
+        if self.unsafe or query in self._checked:
+            return
+        with translated(query, self.root):
+            check_read_only(self.con, query)
+        # IMPORT DATABASE is judged by the files it names, which may change: never remembered.
+        if "import" not in query.lower():
+            if len(self._checked) >= 512:
+                self._checked.clear()
+            self._checked.add(query)
 
     def _references(self, body: str, params: Mapping[str, object] | None = None) -> list[tuple[TableRef, Dataset]] | None:
         """Dataset references of a statement and their predicates (None: not a single SELECT).
@@ -176,16 +274,14 @@ class LakeConnection:
     def explain(self, query: str) -> str:
         """Files per pruning step for each reference, then DuckDB's plan."""
         plan = self.plan(query)
-        out = []
+        out = [f"reading snapshot {self.snapshot}: {self.choice.reason}"]
         if not plan.pruned:
             out.append("not a single SELECT: runs over every file of the snapshot (no catalog pruning)")
         for ref in plan.refs:
             out.append(ref.describe())
             out.extend(f"    {f.path}" for f in ref.plan.files)
-        try:
+        with translated(query, self.root):
             rows = self.con.execute("EXPLAIN " + _EXPLAIN.sub("", plan.sql)).fetchall()
-        except duckdb.Error as e:
-            raise QueryError(_one_line(e)) from e
         out.append("DuckDB plan:")
         out.extend(str(r[1]) for r in rows)
         return "\n".join(out)
@@ -212,10 +308,11 @@ class LakeConnection:
         self._full_snapshot = snapshot
 
     def _create_view(self, name: str, dataset: Dataset, files: list[LiveFile]) -> None:
+        """DuckDB reads a file's schema here: a damaged or missing data file is a StorageError naming it."""
         try:
             self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {self._select(dataset, files)}")
-        except duckdb.IOException as e:
-            raise StorageError(f"lake {self.root}: a data file listed in the catalog is unreadable: {_one_line(e)}") from e
+        except duckdb.Error as e:
+            raise failure(e, None, self.root) from e
 
     def _view(self, dataset: Dataset, files: list[LiveFile]) -> str:
         """A temp view over exactly `files`, reused while the same file list comes back."""
@@ -241,18 +338,24 @@ class LakeConnection:
         return f"SELECT {columns} FROM read_parquet({paths}, hive_partitioning = true, hive_types = {hive})"
 
 
-def connect(root: str | Path | None = None, *, snapshot: int | None = None, config: LakeConfig | None = None) -> LakeConnection:
-    """Open a lake for SQL: ``ticklake.connect("lakehouse").sql("SELECT count(*) FROM ticks").fetchall()``."""
+def connect(
+    root: str | Path | None = None,
+    *,
+    snapshot: int | None = None,
+    as_of: str | datetime | date | None = None,
+    config: LakeConfig | None = None,
+    unsafe: bool = False,
+) -> LakeConnection:
+    """Open a lake for SQL: ``ticklake.connect("lakehouse").sql("SELECT count(*) FROM ticks").fetchall()``.
+
+    `snapshot` or `as_of` (an ISO-8601 time, a datetime or a date) reads an older state of the
+    lake; `unsafe` allows statements that write files or change settings.
+    """
     cfg = config or LakeConfig.from_env()
     if root is not None:
         cfg = cfg.with_root(root)
-    return LakeConnection(cfg, snapshot=snapshot)
+    return LakeConnection(cfg, snapshot=snapshot, as_of=as_of, unsafe=unsafe)
 
 
 def _kinds(dataset: Dataset) -> dict[str, str]:
     return {c: PREDICATE_KINDS[t] for c, t in dataset.spec.columns.items() if t in PREDICATE_KINDS}
-
-
-def _one_line(error: Exception) -> str:
-    text = " ".join(str(error).split())
-    return text if len(text) < 500 else text[:497] + "..."

@@ -2,7 +2,8 @@
 
 Timestamps print as ISO-8601 with offset in every format; machine formats print only
 the result (csv: one header row), so they can be piped. Files: Parquet through DuckDB's COPY,
-CSV with the same text as stdout.
+CSV with the same text as stdout. Every format streams: rows are written as they are fetched,
+and the table takes its column widths from its first `WIDTH_SAMPLE_ROWS` rows.
 """
 
 from __future__ import annotations
@@ -13,16 +14,21 @@ import decimal
 import json
 import math
 from collections.abc import Iterable, Sequence
+from itertools import islice
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
-from ticklake.errors import ConfigError, QueryError
+from ticklake.errors import ConfigError
 from ticklake.query.quoting import quote_literal
+from ticklake.storage.files import write_atomic
 
 if TYPE_CHECKING:
     from ticklake.query.connection import LakeConnection
 
 FORMATS = ("table", "csv", "json")
+
+WIDTH_SAMPLE_ROWS = 1_000
+"""The table's column widths fit its first rows; a wider value later widens only its own row."""
 
 
 def to_text(value: Any) -> str:
@@ -83,31 +89,73 @@ def write_result(columns: Sequence[str], rows: Iterable[Sequence[Any]], fmt: str
 
 
 def _write_table(columns: Sequence[str], rows: Iterable[Sequence[Any]], out: TextIO) -> int:
-    cells = [[to_text(v) if v is not None else "NULL" for v in row] for row in rows]
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
+    """Aligned columns, streamed: widths come from the first rows, and nothing is ever cut.
+
+    >>> import io
+    >>> out = io.StringIO()
+    >>> _write_table(["a", "b"], [(1, None)] * WIDTH_SAMPLE_ROWS + [("wider", 2)], out)
+    1001
+    >>> lines = out.getvalue().splitlines()
+    >>> lines[0], lines[1], lines[-2], lines[-1]
+    ('a | b', '--+-----', '1 | NULL', 'wider | 2')
+    """
+    it = iter(rows)
+    first = [_cells(row) for row in islice(it, WIDTH_SAMPLE_ROWS)]
+    widths = [max([len(c), *(len(r[i]) for r in first)]) for i, c in enumerate(columns)]
     out.write(" | ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip() + "\n")
     out.write("-+-".join("-" * w for w in widths) + "\n")
-    for r in cells:
-        out.write(" | ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() + "\n")
-    return len(cells)
+    n = 0
+    for cells in first:
+        out.write(" | ".join(v.ljust(w) for v, w in zip(cells, widths, strict=True)).rstrip() + "\n")
+        n += 1
+    for row in it:
+        out.write(" | ".join(v.ljust(w) for v, w in zip(_cells(row), widths, strict=True)).rstrip() + "\n")
+        n += 1
+    return n
+
+
+def _cells(row: Sequence[Any]) -> list[str]:
+    return [to_text(v) if v is not None else "NULL" for v in row]
 
 
 def save_result(lake: LakeConnection, query: str, output: Path) -> int:
-    """Run `query` on `lake` and write its result to `output` (.parquet or .csv); return the row count."""
-    import duckdb  # here, not at the top: the CLI imports this module for FORMATS alone
+    """Run `query` on `lake` and write its result to `output` (.parquet or .csv); return the row count.
+
+    The file is ticklake's own write, not the query's: it appears whole or not at all, and never
+    inside the lake's data folders (the suffixes already keep it off the catalog).
+    """
+    from ticklake.query.failures import translated  # here, not at the top: the CLI imports this module for FORMATS alone
 
     suffix = output.suffix.lower()
     if suffix not in (".parquet", ".csv"):
         raise ConfigError(f"{output}: output must end in .parquet or .csv")
-    output.parent.mkdir(parents=True, exist_ok=True)
+    _refuse_inside_lake(lake, output)
     if suffix == ".parquet":
         plan = lake.plan(query)
-        try:
-            lake.con.execute(f"COPY ({plan.sql}) TO {quote_literal(str(output))} (FORMAT parquet, COMPRESSION zstd)")
+
+        def copy(tmp: Path) -> None:
+            lake.con.execute(f"COPY ({plan.sql}) TO {quote_literal(str(tmp))} (FORMAT parquet, COMPRESSION zstd)")
+
+        with translated(query, lake.root):
+            write_atomic(output, copy)
             row = lake.con.execute(f"SELECT count(*) FROM read_parquet({quote_literal(str(output))})").fetchone()
-            return int(row[0]) if row else 0
-        except duckdb.Error as e:
-            raise QueryError(f"{output}: {' '.join(str(e).split())}") from e
-    relation = lake.sql(query)
-    with open(output, "w", encoding="utf-8", newline="") as out:
-        return write_result(relation.columns, iter(relation.fetchall()), "csv", out)
+        return int(row[0]) if row else 0
+    stream = lake.stream(query)
+    if stream is None:
+        raise ConfigError(f"{output}: the query returns no rows to write")
+    counted: list[int] = []
+
+    def write_csv(tmp: Path) -> None:
+        with open(tmp, "x", encoding="utf-8", newline="") as out:
+            counted.append(write_result(stream.columns, stream, "csv", out))
+
+    write_atomic(output, write_csv)
+    return counted[0]
+
+
+def _refuse_inside_lake(lake: LakeConnection, output: Path) -> None:
+    """A result written over a data file would corrupt the lake it was read from."""
+    target = output.resolve()
+    for folder in (lake.root / dataset.spec.location for dataset in lake.catalog.datasets()):
+        if target.is_relative_to(folder.resolve()):
+            raise ConfigError(f"{output}: inside the lake's data folder {folder}; write results elsewhere")

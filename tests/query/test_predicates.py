@@ -227,7 +227,7 @@ def test_table_not_referenced_returns_empty(con: duckdb.DuckDBPyConnection) -> N
 
 def test_offsets_quoted_and_qualified_names(con: duckdb.DuckDBPyConnection) -> None:
     sql = (
-        "SELECT 'é€' AS x, * FROM \"ticks\" AS \"T\", main.ticks m, \"main\" . \"TICKS\", "
+        'SELECT \'é€\' AS x, * FROM "ticks" AS "T", main.ticks m, "main" . "TICKS", '
         "MAIN.Ticks/*c*/u, 'ticks' q WHERE \"T\".hour = 1 AND m.symbol = 'ü' AND t.price > 2"
     )
     found = refs(con, sql)
@@ -405,10 +405,7 @@ def test_cte_scope_is_local_and_ordered(con: duckdb.DuckDBPyConnection) -> None:
 
 
 def test_recursive_cte(con: duckdb.DuckDBPyConnection) -> None:
-    sql = (
-        "WITH RECURSIVE ticks AS (SELECT 1 AS hour UNION ALL SELECT hour + 1 FROM ticks WHERE hour < 3) "
-        "SELECT * FROM ticks"
-    )
+    sql = "WITH RECURSIVE ticks AS (SELECT 1 AS hour UNION ALL SELECT hour + 1 FROM ticks WHERE hour < 3) SELECT * FROM ticks"
     assert refs(con, sql) == []
     # Without a UNION DuckDB treats the body's reference as the real table.
     sql = "WITH RECURSIVE ticks AS (SELECT * FROM ticks WHERE hour = 1) SELECT * FROM ticks"

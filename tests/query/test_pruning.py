@@ -189,16 +189,28 @@ def test_one_contract_one_hour_reads_exactly_its_file(con: ticklake.LakeConnecti
         ("hour BETWEEN 6 AND 7", [ALL, 6, 6, 6, 6], {k for k in LAYOUT if k[1] in (6, 7)}),
         ("date = '2022-01-07' AND hour >= 6", [ALL, 6, 6, 6, 6], {k for k in LAYOUT if k[0] == "2022-01-07" and k[1] > 5}),
         # time range, from the files' ts_min/ts_max
-        ("timestamp BETWEEN '2022-01-07 05:25:00+00' AND '2022-01-07 05:35:00+00'", [ALL, 1, 1, 1, 1],
-         {("2022-01-07", 5, "bid_ask")}),
-        ("timestamp = TIMESTAMPTZ '2022-01-07 05:45:00+00'", [ALL, 2, 2, 2, 2],
-         {("2022-01-07", 5, "bid_ask"), ("2022-01-07", 5, "mid_point")}),
+        (
+            "timestamp BETWEEN '2022-01-07 05:25:00+00' AND '2022-01-07 05:35:00+00'",
+            [ALL, 1, 1, 1, 1],
+            {("2022-01-07", 5, "bid_ask")},
+        ),
+        (
+            "timestamp = TIMESTAMPTZ '2022-01-07 05:45:00+00'",
+            [ALL, 2, 2, 2, 2],
+            {("2022-01-07", 5, "bid_ask"), ("2022-01-07", 5, "mid_point")},
+        ),
         ("timestamp < '2022-01-07 05:10'", [ALL, 1, 1, 1, 1], {("2022-01-07", 5, "last")}),
-        ("timestamp >= TIMESTAMP '2022-01-07 06:00' + INTERVAL 45 MINUTE", [ALL, 8, 8, 8, 8],
-         {("2022-01-07", 6, "bid_ask"), ("2022-01-07", 6, "mid_point")}
-         | {k for k in LAYOUT if k[1] == 7 or k[0] == "2022-01-08"}),
-        ("timestamp >= '2022-01-07 06:30:00+01:00' AND timestamp < '2022-01-07 05:40:00+00'", [ALL, 1, 1, 1, 1],
-         {("2022-01-07", 5, "bid_ask")}),
+        (
+            "timestamp >= TIMESTAMP '2022-01-07 06:00' + INTERVAL 45 MINUTE",
+            [ALL, 8, 8, 8, 8],
+            {("2022-01-07", 6, "bid_ask"), ("2022-01-07", 6, "mid_point")}
+            | {k for k in LAYOUT if k[1] == 7 or k[0] == "2022-01-08"},
+        ),
+        (
+            "timestamp >= '2022-01-07 06:30:00+01:00' AND timestamp < '2022-01-07 05:40:00+00'",
+            [ALL, 1, 1, 1, 1],
+            {("2022-01-07", 5, "bid_ask")},
+        ),
         # min/max statistics of a data column (bid_ask files hold no price at all)
         ("price > 105", [ALL, ALL, 4, 4, 4], {k for k, cs in LAYOUT.items() if k[2] != "bid_ask" and max(cs) >= 105}),
         ("contract_id = 999", [ALL, ALL, 0, 0, 0], set()),
@@ -213,8 +225,11 @@ def test_one_contract_one_hour_reads_exactly_its_file(con: ticklake.LakeConnecti
         ("symbol IN ('AAA', 'EEE')", [ALL, ALL, ALL, ALL, 6], holding(101) | holding(105)),
         ("symbol = 'ZZZ'", [ALL, ALL, ALL, ALL, 0], set()),
         # every step at once
-        ("tick_type = 'bid_ask' AND hour = 5 AND contract_id = 104 AND exchange = 'NASDAQ' AND symbol = 'DDD'",
-         [ALL, 2, 1, 1, 1], {("2022-01-08", 5, "bid_ask")}),
+        (
+            "tick_type = 'bid_ask' AND hour = 5 AND contract_id = 104 AND exchange = 'NASDAQ' AND symbol = 'DDD'",
+            [ALL, 2, 1, 1, 1],
+            {("2022-01-08", 5, "bid_ask")},
+        ),
     ],
 )
 def test_single_reference_is_pruned_step_by_step(

@@ -478,9 +478,7 @@ def test_late_data_replaces_the_hour_files(tmp_path: Path, make_tick: Any, hour:
     assert (report.replaced_files, len(report.files), report.rows) == (2, 2, 4)
     with ticklake.connect(config=config) as con:
         now_files = live_paths(con)
-        per_partition = con.sql(
-            f"SELECT tick_type, count(*) FROM ticks WHERE hour = {hour} GROUP BY ALL ORDER BY ALL"
-        ).fetchall()
+        per_partition = con.sql(f"SELECT tick_type, count(*) FROM ticks WHERE hour = {hour} GROUP BY ALL ORDER BY ALL").fetchall()
     assert per_partition == [("bid_ask", 2), ("last", 2)]
     assert len(old_files - now_files) == 2 and len(now_files - old_files) == 2
     assert len(now_files) == 3  # last, bid_ask of `hour`; mid_point of `hour + 1`
