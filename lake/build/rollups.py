@@ -23,6 +23,7 @@ from ticklake.config import LakeConfig
 from ticklake.datasets import BARS_1M, TICKS
 from ticklake.datasets import BARS_FILE_SCHEMA as BARS_SCHEMA  # the Parquet columns of a bars file
 from ticklake.errors import QueryError
+from ticklake.faults import fault_point
 from ticklake.query.duck import connect_duckdb
 from ticklake.sql import load_sql
 from ticklake.storage.layout import hour_key, hour_partition, partition_path
@@ -102,7 +103,9 @@ def _stage_bars(
         result.rows = table.num_rows
         result.contracts = len(set(table.column("contract_id").to_pylist()))
         if table.num_rows:
+            fault_point("rollup.before_data_write")
             files.append(sink.write(BARS_1M, partition, table))
+            fault_point("rollup.after_data_write")
     commit = Commit(
         dataset_id=bars.dataset_id,
         operation="rollup",
@@ -120,6 +123,7 @@ def _stage_bars(
     )
 
     def then(snapshot: int | None) -> None:
+        fault_point("rollup.after_commit")
         result.snapshot = snapshot
         result.files = [f.path for f in files]
         result.bytes = sum(f.bytes for f in files)

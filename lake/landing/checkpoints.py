@@ -33,13 +33,14 @@ TAIL_BYTES = 64 * 1024  # bytes before the offset whose hash tells a grown sourc
 
 
 def fingerprint(head: bytes) -> str:
-    """The fingerprint of a source from its first bytes: the hash of its first line.
+    """The fingerprint of a source from its first bytes: the hash of its first line, without its
+    line break (a first line ingested before its newline arrived is still the same source).
 
-    >>> fingerprint(b'{"a":1}\\n{"b":2}\\n') == fingerprint(b'{"a":1}\\nother')
+    >>> fingerprint(b'{"a":1}\\n{"b":2}\\n') == fingerprint(b'{"a":1}\\nother') == fingerprint(b'{"a":1}')
     True
     """
     end = head.find(b"\n", 0, FIRST_LINE_BYTES)
-    first = head[: FIRST_LINE_BYTES if end < 0 else end + 1]
+    first = head[: FIRST_LINE_BYTES if end < 0 else end].rstrip(b"\r")
     return hashlib.sha256(first).hexdigest()
 
 
