@@ -1,7 +1,15 @@
 """The SQLite catalog: datasets, snapshots, files, consumed segments, inverted and Bloom indexes."""
 
 from ticklake.catalog.bloom import BloomFilter
-from ticklake.catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict, LeaseHeld, TicklakeError
+from ticklake.catalog.errors import (
+    CatalogCorrupt,
+    CatalogError,
+    CatalogLocked,
+    CatalogMissing,
+    CommitConflict,
+    LeaseHeld,
+    TicklakeError,
+)
 from ticklake.catalog.leases import Lease, hold_lease
 from ticklake.catalog.pruning import PrunePlan, PruneStep, prune_files
 from ticklake.catalog.records import (
@@ -22,6 +30,7 @@ __all__ = [
     "CatalogCorrupt",
     "CatalogError",
     "CatalogLocked",
+    "CatalogMissing",
     "ColumnStats",
     "Commit",
     "CommitConflict",

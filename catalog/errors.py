@@ -11,7 +11,8 @@ class TicklakeError(Exception):
 
 
 class CatalogError(TicklakeError):
-    """Base class of every error the catalog raises on purpose."""
+    """Base class of every error the catalog raises on purpose; also any SQLite error of a catalog file (a full
+    disk, a read-only file or folder), translated by `ticklake.catalog.connection`."""
 
 
 class CommitConflict(CatalogError):
@@ -23,7 +24,11 @@ class CatalogLocked(CatalogError):
 
 
 class CatalogCorrupt(CatalogError):
-    """The catalog file is not a ticklake catalog, or its schema is newer than this code."""
+    """The catalog file is not a ticklake catalog (damaged, empty, another database), or its schema is newer than this code."""
+
+
+class CatalogMissing(CatalogError):
+    """The catalog file is gone while data files it listed remain: reading or writing would ignore or shadow them."""
 
 
 class LeaseHeld(CatalogError):

@@ -6,16 +6,20 @@ what they read before committing (optimistic concurrency, as pyiceberg's SQL cat
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sqlite3
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from itertools import starmap
 from pathlib import Path
 from typing import Any
 
-from ticklake.catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked
+from ticklake.catalog.connection import CANNOT_OPEN, CatalogConnection, catalog_error, connect, probe, result_code
+from ticklake.catalog.errors import CatalogCorrupt, CatalogError
 from ticklake.catalog.records import Commit, ConsumedSegment, Dataset, DatasetSpec, LiveFile, LiveTotals, columns
 from ticklake.catalog.writes import apply_commit
 from ticklake.sql import load_sql, migration_names
@@ -35,30 +39,39 @@ def _now() -> str:
 
 
 class Catalog:
-    """A connection to a catalog file; create it (and migrate it) on open."""
+    """A connection to a catalog file; create it (and migrate it) on open.
+
+    Every SQLite error of the connection, at open or later (a statement, a row fetched, a
+    commit), is raised as the catalog's own naming the file (`ticklake.catalog.connection`).
+    """
 
     def __init__(self, path: str | Path, *, timeout: float = 30.0, read_only: bool = False, shared: bool = False) -> None:
         """`shared`: the connection may be used from several threads, one at a time (the caller locks)."""
         self.path = Path(path)
         self.read_only = read_only
-        if read_only and not self.path.exists():
-            raise CatalogCorrupt(f"catalog {self.path}: no such file")
+        try:
+            size = self.path.stat().st_size if self.path.is_file() else None
+            if read_only and not self.path.exists():
+                raise CatalogCorrupt(f"catalog {self.path}: no such file")
+            if size == 0:  # SQLite would take it for an empty database (and a writer would migrate it)
+                raise CatalogCorrupt(f"catalog {self.path}: empty file (0 bytes), not a catalog")
+            if read_only:
+                self.db = self._open_read_only(timeout, shared)
+            else:
+                self._check_writable()
+                if not self.path.exists():
+                    self._create(timeout, shared)
+                self.db = self._open_read_write(self.path, timeout, shared)
+        except OSError as e:
+            raise CatalogError(f"catalog {self.path}: {e.strerror or e}") from e
         try:
             if read_only:
-                uri = f"file:{self.path}?mode=ro"
-                self.db = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None, check_same_thread=not shared)
-            else:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                self.db = sqlite3.connect(self.path, timeout=timeout, isolation_level=None, check_same_thread=not shared)
-                self.db.execute("PRAGMA journal_mode=WAL")
-                self.db.execute("PRAGMA synchronous=FULL")
-            self.db.execute("PRAGMA foreign_keys=ON")
-            if not read_only:
-                self._migrate()
-            else:
                 self._check_version()
-        except sqlite3.DatabaseError as e:
-            raise CatalogCorrupt(f"catalog {self.path}: {e}") from e
+            else:
+                self._migrate()
+        except BaseException:
+            self.db.close()
+            raise
 
     def close(self) -> None:
         """Close the connection."""
@@ -69,6 +82,84 @@ class Catalog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # -- opening ----------------------------------------------------------------------------------
+
+    def _open_read_write(self, target: Path, timeout: float, shared: bool, *, wal: bool = True) -> CatalogConnection:
+        db = connect(target, self.path, timeout=timeout, shared=shared)
+        try:
+            if wal:
+                db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.execute("PRAGMA foreign_keys=ON")
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _open_read_only(self, timeout: float, shared: bool) -> CatalogConnection:
+        """A read-only connection, also in a folder this process cannot write.
+
+        SQLite reads a WAL database through its ``-shm`` file, which it must create when no
+        writer has it open; in a read-only folder (a read-only mount, a lake owned by someone
+        else) it cannot, and ``mode=ro`` fails. Then, and only when no write-ahead log holds
+        commits the file lacks, the file is opened ``immutable``: no ``-shm``, no locks, the
+        file read as it is. That is exact for a catalog no writer has open (a writer keeps
+        ``-shm`` and ``-wal`` beside it, and then ``mode=ro`` works); immutable ignores the
+        log, so with commits waiting in it this refuses instead of reading an older state.
+        """
+        uri = self.path.absolute().as_uri()
+        db = connect(f"{uri}?mode=ro", self.path, timeout=timeout, shared=shared, uri=True)
+        problem = probe(db)
+        if problem is None:
+            return db
+        db.close()
+        if result_code(problem) not in CANNOT_OPEN:
+            raise catalog_error(problem, self.path) from problem
+        wal = self.path.with_name(self.path.name + "-wal")
+        if wal.exists() and wal.stat().st_size > 0:
+            raise CatalogError(
+                f"catalog {self.path}: read-only folder, and its write-ahead log {wal.name} holds commits"
+                " not yet in the catalog; open it once where it can be written"
+            ) from problem
+        return connect(f"{uri}?mode=ro&immutable=1", self.path, timeout=timeout, shared=shared, uri=True)
+
+    def _check_writable(self) -> None:
+        """Refuse, naming what is read-only, before SQLite fails later with a vaguer error."""
+        folder = self.path.parent
+        for where in (self.path, folder):
+            if not where.exists():
+                continue
+            if os.statvfs(where).f_flag & os.ST_RDONLY:
+                raise CatalogError(f"catalog {self.path}: read-only ({folder} is on a read-only file system)")
+            if not os.access(where, os.W_OK):
+                what = "folder" if where == folder else "file"
+                raise CatalogError(f"catalog {self.path}: read-only ({what} {where} is not writable)")
+
+    def _create(self, timeout: float, shared: bool) -> None:
+        """Create and migrate a new catalog under a temporary name, then link it into place.
+
+        A creation that fails (a full disk, an unwritable folder) leaves no catalog.sqlite
+        behind: an empty or half-migrated file would pass for a catalog. Of two processes
+        creating it at once, one links first and the other opens the winner's file. The
+        temporary file uses a rollback journal, so everything is in the one file that is
+        linked; opening it read-write then switches it to WAL.
+        """
+        tmp = self.path.with_name(f".{self.path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = self._open_read_write(tmp, timeout, shared, wal=False)
+            try:
+                self._migrate()
+            finally:
+                self.db.close()
+            _link_into_place(tmp, self.path)
+        except OSError as e:
+            raise CatalogError(f"catalog {self.path}: cannot create: {e.strerror or e}") from e
+        finally:
+            for leftover in (tmp, *(tmp.with_name(tmp.name + end) for end in ("-journal", "-wal", "-shm"))):
+                with suppress(OSError):
+                    leftover.unlink(missing_ok=True)
 
     # -- schema -----------------------------------------------------------------------------------
 
@@ -111,10 +202,10 @@ class Catalog:
                 self.db.execute("INSERT INTO schema_migrations VALUES (?, ?, ?)", (version, name.split("/")[-1], _now()))
 
     def _check_version(self) -> None:
-        try:
-            (version,) = self.db.execute("SELECT max(version) FROM schema_migrations").fetchone()
-        except sqlite3.OperationalError as e:
-            raise CatalogCorrupt(f"catalog {self.path}: not a ticklake catalog ({e})") from e
+        found = self.db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'").fetchone()
+        if found is None:
+            raise CatalogCorrupt(f"catalog {self.path}: not a ticklake catalog (no such table: schema_migrations)")
+        (version,) = self.db.execute("SELECT max(version) FROM schema_migrations").fetchone()
         if version is None or version > len(migration_names()):
             raise CatalogCorrupt(f"catalog {self.path}: unsupported schema version {version}")
 
@@ -124,22 +215,23 @@ class Catalog:
 
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction taken up front (``BEGIN IMMEDIATE``), rolled back on any error."""
+        """A write transaction taken up front (``BEGIN IMMEDIATE``), rolled back on any error.
+
+        CatalogLocked when another writer holds the lock past the timeout; a failed COMMIT
+        (a full disk) is rolled back too, so the catalog stays as it was.
+        """
         if self.read_only:
             raise CatalogError(f"catalog {self.path}: opened read-only; cannot write")
-        try:
-            self.db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as e:
-            if "locked" in str(e) or "busy" in str(e):
-                raise CatalogLocked(f"catalog {self.path}: {e}") from e
-            raise CatalogError(f"catalog {self.path}: {e}") from e
+        self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
-        except BaseException:
-            self.db.execute("ROLLBACK")
-            raise
-        else:
             self.db.execute("COMMIT")
+        except BaseException:
+            if self.db.in_transaction:
+                # SQLite may have rolled back already (after SQLITE_FULL, say); the first error says more.
+                with suppress(CatalogError):
+                    self.db.execute("ROLLBACK")
+            raise
 
     # -- datasets ---------------------------------------------------------------------------------
 
@@ -233,6 +325,35 @@ class Catalog:
             for r in rows
         ]
 
+    def snapshot_at(self, moment: datetime) -> int | None:
+        """The newest snapshot committed at or before `moment` (aware), or None when none is that old.
+
+        ``committed_at`` is ISO text in UTC with microseconds, as `_now` writes it, so text order is time order.
+        """
+        stamp = moment.astimezone(UTC).isoformat(timespec="microseconds")
+        row = self.db.execute("SELECT max(snapshot_id) FROM snapshots WHERE committed_at <= ?", (stamp,)).fetchone()
+        return None if row[0] is None else int(row[0])
+
+    def committed_at(self, snapshot: int) -> str | None:
+        """When `snapshot` was committed (ISO text, UTC), or None when there is no such snapshot."""
+        row = self.db.execute("SELECT committed_at FROM snapshots WHERE snapshot_id = ?", (snapshot,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def snapshot_changes(self) -> list[tuple[Any, ...]]:
+        """Per snapshot, oldest first, what its commit changed: ``(snapshot_id, committed_at, operation,
+        dataset, hour, files_added, files_removed, rows_added, rows_removed)``; one pass over ``files``."""
+        return self.db.execute(
+            "WITH added AS (SELECT added_snapshot AS snapshot_id, count(*) AS n, sum(rows) AS r FROM files GROUP BY 1),"
+            " removed AS (SELECT removed_snapshot AS snapshot_id, count(*) AS n, sum(rows) AS r FROM files"
+            "  WHERE removed_snapshot IS NOT NULL GROUP BY 1)"
+            " SELECT s.snapshot_id, s.committed_at, s.operation, d.name, json_extract(s.summary, '$.hour'),"
+            "  coalesce(a.n, 0), coalesce(r.n, 0), coalesce(a.r, 0), coalesce(r.r, 0)"
+            " FROM snapshots s LEFT JOIN dataset_snapshots ds ON ds.snapshot_id = s.snapshot_id"
+            " LEFT JOIN datasets d ON d.dataset_id = ds.dataset_id"
+            " LEFT JOIN added a ON a.snapshot_id = s.snapshot_id LEFT JOIN removed r ON r.snapshot_id = s.snapshot_id"
+            " ORDER BY s.snapshot_id"
+        ).fetchall()
+
     def snapshot_summary(self, snapshot: int) -> dict[str, Any]:
         """The summary a commit recorded with its snapshot (empty when there is no such snapshot)."""
         row = self.db.execute("SELECT summary FROM snapshots WHERE snapshot_id = ?", (snapshot,)).fetchone()
@@ -260,13 +381,17 @@ class Catalog:
         # Columns come typed from SQLite (INTEGER, TEXT): no conversion on this hot path.
         return list(starmap(LiveFile, self.db.execute(sql + " ORDER BY path", params)))
 
-    def consumed(self, sha256s: Sequence[str]) -> dict[str, ConsumedSegment]:
-        """Of the given content hashes, those already consumed, with their recorded segment."""
-        return {s.sha256: s for s in self._consumed_where("sha256", sha256s)}
+    def consumed(self, paths: Sequence[str]) -> dict[str, ConsumedSegment]:
+        """Of the given segment paths (relative to the lake root), those already consumed, with their record.
+
+        A segment is known by its path (its writer and sequence in its hour folder); the recorded
+        content hash tells a second delivery of it from a changed segment under the same name.
+        """
+        return {s.path: s for s in self._consumed_where("path", paths)}
 
     def consumed_paths(self, paths: Sequence[str]) -> set[str]:
         """Of the given segment paths (relative to the lake root), those recorded as consumed."""
-        return {s.path for s in self._consumed_where("path", paths)}
+        return set(self.consumed(paths))
 
     def segments_of_hour(self, dataset_id: int, hour: str) -> list[ConsumedSegment]:
         """Segments consumed for one event hour (``'2022-01-07T05'``), in the order they were consumed."""
@@ -289,23 +414,46 @@ class Catalog:
         return {row[0] for row in rows}
 
     def _consumed_where(self, column: str, values: Sequence[str]) -> list[ConsumedSegment]:
-        """Consumed segments whose `column` (sha256 or path) is one of `values`, in one query."""
+        """Consumed segments whose `column` (path or sha256) is one of `values`, in one query."""
         rows = self.db.execute(
             f"SELECT {SEGMENT_COLUMNS} FROM segments WHERE {column} IN (SELECT value FROM json_each(?))",
             (json.dumps(list(values)),),
         )
         return list(starmap(ConsumedSegment, rows))
 
-    def commit(self, commit: Commit) -> int:
+    def commit(self, commit: Commit, *, before_end: Callable[[], None] | None = None) -> int:
         """Apply `commit` atomically as a new snapshot and return its id (one attempt).
 
         Raises CommitConflict when a file to replace is no longer live, the replaced partitions
-        hold files the writer did not read, or a segment was consumed already; CatalogLocked when
-        the write lock stays taken past the timeout. Retrying is the caller's policy (the lake's
-        build steps retry both, on one schedule: `ticklake.build.commit`).
+        hold files the writer did not read, or a segment (by path) was consumed already;
+        CatalogLocked when the write lock stays taken past the timeout. Retrying is the caller's
+        policy (the lake's build steps retry both, on one schedule: `ticklake.build.commit`).
+        `before_end` runs inside the transaction, after the writes and before COMMIT (fault tests).
         """
         with self.transaction() as db:
-            return apply_commit(db, commit, _now())
+            snapshot = apply_commit(db, commit, _now())
+            if before_end is not None:
+                before_end()
+            return snapshot
+
+
+def _link_into_place(tmp: Path, path: Path) -> None:
+    """Make the complete catalog `tmp` visible as `path` unless a catalog is there already, durably."""
+    try:
+        os.link(tmp, path)  # never replaces: a catalog another process created meanwhile wins
+    except FileExistsError:
+        return
+    except OSError as e:
+        if e.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        if path.exists():  # a file system without hard links: a rename only where there is nothing yet
+            return
+        os.rename(tmp, path)
+    fd = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
 
 
 def _statements(script: str) -> Iterator[str]:

@@ -5,12 +5,21 @@ error boundary and the pipelines catch."""
 
 from __future__ import annotations
 
-from ticklake.catalog.errors import CatalogCorrupt, CatalogError, CatalogLocked, CommitConflict, LeaseHeld, TicklakeError
+from ticklake.catalog.errors import (
+    CatalogCorrupt,
+    CatalogError,
+    CatalogLocked,
+    CatalogMissing,
+    CommitConflict,
+    LeaseHeld,
+    TicklakeError,
+)
 
 __all__ = [
     "CatalogCorrupt",
     "CatalogError",
     "CatalogLocked",
+    "CatalogMissing",
     "CommitConflict",
     "ConfigError",
     "LakeError",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 
-from ticklake.access import find_catalog, open_catalog
+from ticklake.access import check_root, find_catalog, open_catalog
 from ticklake.catalog import LiveTotals
 from ticklake.catalog.inventory import Presence, value_presence
 from ticklake.config import LakeConfig
@@ -40,7 +40,12 @@ class Status:
 
 
 def lake_status(config: LakeConfig) -> Status:
-    """Current snapshot, live files/rows/bytes, and what waits in the landing buffer."""
+    """Current snapshot, live files/rows/bytes, and what waits in the landing buffer.
+
+    A root that is not there is no lake (NotFoundError), and data files without a catalog are
+    refused (CatalogMissing), so that neither passes for an empty lake.
+    """
+    check_root(config, exists=True)
     pending = sealed_segments(config.root)
     snapshot = consumed = 0
     totals = LiveTotals(files=0, rows=0, bytes=0)

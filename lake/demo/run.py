@@ -9,7 +9,6 @@ production feed takes; a few malformed lines show quarantine at work. Example qu
 from __future__ import annotations
 
 import re
-import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -24,8 +23,8 @@ from ticklake.build.compaction import compact_all
 from ticklake.build.rollups import build_bars_1m
 from ticklake.config import LakeConfig
 from ticklake.demo.eurusd import EURUSD_CONTRACT_ID, eurusd_ticks
+from ticklake.demo.ownership import mark_demo_lake, prepare_root
 from ticklake.demo.synthetic import make_contracts, synthetic_ticks, to_jsonl
-from ticklake.errors import ConfigError
 from ticklake.landing.ingest import ingest_files
 from ticklake.query.connection import LakeConnection
 from ticklake.query.output import write_result
@@ -41,16 +40,6 @@ GLITCHES = b"""{"timestamp":"2022-01-07T15:00:00Z","contract_id":"AAPL","tick_ty
 DEMO_QUERIES = ("01_overview", "02_one_contract_one_hour", "03_vwap_bars", "04_eurusd_spread", "05_asof_quotes", "06_bars_1m")
 
 
-def clear_lake(root: Path) -> None:
-    """Remove a lake's own files below `root` (catalog, landing, lake); nothing else is touched."""
-    if root.exists() and not root.is_dir():
-        raise ConfigError(f"lake root {root} is a file, not a folder")
-    for name in ("catalog.sqlite", "catalog.sqlite-wal", "catalog.sqlite-shm"):
-        (root / name).unlink(missing_ok=True)
-    for name in ("landing", "lake"):
-        shutil.rmtree(root / name, ignore_errors=True)
-
-
 def run_demo(
     config: LakeConfig,
     *,
@@ -58,13 +47,18 @@ def run_demo(
     contracts: int = 300,
     day: date = date(2022, 1, 7),
     seed: int = 7,
-    fresh: bool = True,
+    keep: bool = False,
+    force: bool = False,
     echo: Callable[[str], None] = print,
 ) -> dict[str, float]:
-    """Run the demo on `config.root` and return its headline figures."""
+    """Run the demo on `config.root` and return its headline figures.
+
+    It starts from an empty lake: a root that is empty or holds a lake an earlier demo made is
+    reset, anything else is refused unless `force` (delete its lake, saying what goes first)
+    or `keep` (add the demo's data to it; see `ticklake.demo.ownership`).
+    """
     root = config.root
-    if fresh:
-        clear_lake(root)
+    owned = prepare_root(config, keep=keep, force=force, echo=echo)
     root.mkdir(parents=True, exist_ok=True)
     figures: dict[str, float] = {}
     echo(f"ticklake demo: lake at {root.resolve()}")
@@ -100,16 +94,18 @@ def run_demo(
     stored = sum(r.stored for r in results)
     data_bytes = sum(r.bytes for r in results)
     figures["compact_ticks_per_s"] = stored / seconds
-    figures["bytes_per_tick"] = data_bytes / stored
-    figures["jsonl_bytes_per_tick"] = jsonl_bytes / report.lines
     echo(
         f"compacted {len(results)} hours: {stored:,} ticks into {sum(len(r.files) for r in results)} Parquet files "
         f"in {seconds:.1f}s ({stored / seconds:,.0f} ticks/s)"
     )
-    echo(
-        f"on disk: {data_bytes / stored:.1f} bytes/tick in Parquet vs {jsonl_bytes / report.lines:.1f} in JSONL "
-        f"({jsonl_bytes / data_bytes:.0f}x smaller)"
-    )
+    # With --keep on a lake that has the demo's data already, ingest recognised every input: nothing to compare.
+    if stored and report.lines:
+        figures["bytes_per_tick"] = data_bytes / stored
+        figures["jsonl_bytes_per_tick"] = jsonl_bytes / report.lines
+        echo(
+            f"on disk: {data_bytes / stored:.1f} bytes/tick in Parquet vs {jsonl_bytes / report.lines:.1f} in JSONL "
+            f"({jsonl_bytes / data_bytes:.0f}x smaller)"
+        )
     echo(f"reconciled: {report.lines:,} lines in = {stored:,} stored + {report.quarantined:,} quarantined")
 
     t0 = time.perf_counter()
@@ -141,6 +137,8 @@ def run_demo(
         found = has_contract(config, contract, d)
         answer = f"yes, {found.rows:,} ticks in {found.files} files" if found.found else "no"
         echo(f"ticklake has --contract {contract} --date {d}: {answer}")
+    if owned:
+        mark_demo_lake(config)
     figures["seconds"] = time.perf_counter() - started
     echo(f'demo finished in {figures["seconds"]:.1f}s; try: ticklake --root {root} sql "SELECT count(*) FROM ticks"')
     return figures
