@@ -1,5 +1,6 @@
 """Blocking asset checks on `ticks`, per partition: a failure (severity ERROR) keeps `bars_1m` of
-that hour from being built. The checks themselves are `ticklake.build.health` functions.
+that hour from being built. The checks themselves are `ticklake.build.health` functions: the
+checks of ``ticklake check`` (`ticklake.maintenance.check`), run on one hour.
 """
 
 # No `from __future__ import annotations`: Dagster reads the context and resource parameter

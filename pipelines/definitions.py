@@ -11,6 +11,7 @@ from dagster import AssetSelection, Definitions, define_asset_job, in_process_ex
 from ticklake.datasets import BARS_1M, TICKS
 from ticklake.pipelines.assets import build_assets
 from ticklake.pipelines.checks import build_checks
+from ticklake.pipelines.jobs import build_vacuum_job
 from ticklake.pipelines.partitions import hourly_partitions
 from ticklake.pipelines.resources import LakeResource
 from ticklake.pipelines.schedules import build_hourly_schedule
@@ -19,7 +20,8 @@ from ticklake.pipelines.settings import PipelineSettings
 
 
 def build_definitions(settings: PipelineSettings | None = None) -> Definitions:
-    """Assets, checks, job, schedule, sensor and the `lake` resource, for `settings` (default: from the environment)."""
+    """Assets, checks, jobs (hourly compaction, vacuum), schedule, sensor and the `lake` resource, for
+    `settings` (default: from the environment)."""
     settings = settings or PipelineSettings.from_env()
     partitions = hourly_partitions(settings.partitions_start)
     ticks, bars_1m = build_assets(partitions)
@@ -33,7 +35,7 @@ def build_definitions(settings: PipelineSettings | None = None) -> Definitions:
     return Definitions(
         assets=[ticks, bars_1m],
         asset_checks=build_checks(ticks, partitions),
-        jobs=[job],
+        jobs=[job, build_vacuum_job()],
         schedules=[build_hourly_schedule(job, partitions, settings.schedule_minute)],
         sensors=[build_late_data_sensor(job, partitions, settings.sensor_interval)],
         resources={"lake": LakeResource(lease_wait=settings.lease_wait)},

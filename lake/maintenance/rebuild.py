@@ -1,0 +1,217 @@
+"""`ticklake repair --rebuild-catalog`: a lost catalog rebuilt from the data files, and the retained
+consumed segments recorded as consumed again, so compaction never counts them a second time.
+
+Each partition keeps one file. Several can be on disk: replaced files vacuum has not deleted yet
+(older) and a crash orphan of a compaction that never committed (newer). The file kept is the
+newest (names start with their write time in milliseconds) whose row count matches what the
+hour's retained segments stored for it, or simply the newest when no file matches (segments
+purged); the others are reported as orphans, for `ticklake repair` to delete. Hours whose files
+do not reconcile with their retained segments are recorded as such in the rebuilt snapshot, so
+`ticklake check` reports them as unreconciled, not as damage.
+
+The new catalog is built under a temporary name and renamed into place when complete; a damaged
+catalog is moved aside (``catalog.sqlite.damaged-<time>``), never deleted.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from ticklake.catalog import Catalog, CatalogCorrupt, Commit, ConsumedSegment, DatasetSpec, NewFile
+from ticklake.config import LakeConfig
+from ticklake.datasets import DATASETS, TICKS
+from ticklake.errors import ConfigError, NotFoundError
+from ticklake.maintenance.check import catalog_problem
+from ticklake.maintenance.disk import DiskFile, DiskScan, scan_disk
+from ticklake.maintenance.retained import read_segment_rows, recorded_path
+from ticklake.storage.files import discard, file_sha256, move_atomic, publish, temp_name
+from ticklake.storage.layout import consumed_dir, hour_key, landing_folder_hour, partition_path
+from ticklake.storage.parquet import describe_file
+
+
+@dataclass
+class RebuildResult:
+    """What a rebuild cataloged, recorded, set aside and left out."""
+
+    moved_aside: Path | None = None
+    files: Counter[str] = field(default_factory=Counter)  # per dataset
+    rows: int = 0
+    bytes: int = 0
+    segments: int = 0
+    orphans: list[str] = field(default_factory=list)
+    left_out: list[str] = field(default_factory=list)  # 'path: why'
+    unreconciled: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """One line per notable thing, for the CLI."""
+        out = [f"moved the damaged catalog aside to {self.moved_aside.name}"] if self.moved_aside else []
+        out += [f"orphan: {p}: another file of its partition was kept; `ticklake repair` deletes it" for p in self.orphans]
+        out += [f"left out: {line}" for line in self.left_out]
+        if self.unreconciled:
+            out.append(f"unreconciled hours (their segments are no longer retained): {', '.join(self.unreconciled)}")
+        return out
+
+    def summary(self) -> str:
+        """One line with the counts."""
+        per = ", ".join(f"{n:,} {name}" for name, n in sorted(self.files.items())) or "none"
+        return (
+            f"rebuilt catalog.sqlite: {sum(self.files.values()):,} files ({per}), {self.rows:,} rows, {self.bytes:,} bytes;"
+            f" {self.segments:,} retained segments recorded as consumed; {len(self.orphans):,} orphans,"
+            f" {len(self.left_out):,} files left out"
+        )
+
+
+def rebuild_catalog(config: LakeConfig, *, force: bool = False) -> RebuildResult:
+    """Rebuild a lost catalog from the lake's files; refuses when one exists, unless it is damaged and `force`."""
+    root, path = config.root, config.catalog_path
+    if not root.is_dir():
+        raise NotFoundError(f"lake {root}: no such folder")
+    result = RebuildResult()
+    if path.exists():
+        problem = catalog_problem(path)
+        if problem is None:
+            raise ConfigError(f"catalog {path}: exists and is sound; --rebuild-catalog only replaces a lost or damaged one")
+        if not force:
+            raise CatalogCorrupt(f"catalog {path}: {problem}; add --force to move it aside and rebuild it")
+        result.moved_aside = _move_aside(path)
+    scan = scan_disk(root)
+    segments = _retained_segments(root)
+    tmp = temp_name(path)
+    try:
+        with Catalog(tmp) as catalog:
+            for spec in DATASETS.values():
+                _catalog_dataset(config, catalog, spec, scan, segments if spec.name == TICKS.name else {}, result)
+        publish(tmp, path, exclusive=True)
+    finally:
+        for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
+            discard(leftover)
+    return result
+
+
+def _move_aside(path: Path) -> Path:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    aside = path.with_name(f"{path.name}.damaged-{stamp}")
+    for suffix in ("-wal", "-shm"):
+        extra = path.with_name(path.name + suffix)
+        if extra.exists():
+            move_atomic(extra, aside.with_name(aside.name + suffix))
+    move_atomic(path, aside)
+    return aside
+
+
+def _retained_segments(root: Path) -> dict[str, list[tuple[ConsumedSegment, pa.Table]]]:
+    """Per event hour, the retained segments (in the order they were retired) and their stored rows."""
+    base = consumed_dir(root) / "ticks"
+    found: dict[str, list[tuple[float, ConsumedSegment, pa.Table]]] = {}
+    for copy in sorted(base.glob("date=*/hour=*/*.jsonl")) if base.is_dir() else []:
+        hour = landing_folder_hour(copy.parent.parent.name, copy.parent.name)
+        if hour is None or copy.name.startswith("."):
+            continue
+        rows = read_segment_rows(copy, hour)
+        record = rows.record(recorded_path(root, copy), hour)
+        found.setdefault(hour_key(hour), []).append((copy.stat().st_mtime, record, rows.table))
+    return {h: [(s, t) for _, s, t in sorted(items, key=lambda i: (i[0], i[1].path))] for h, items in found.items()}
+
+
+def _catalog_dataset(
+    config: LakeConfig,
+    catalog: Catalog,
+    spec: DatasetSpec,
+    scan: DiskScan,
+    segments: dict[str, list[tuple[ConsumedSegment, pa.Table]]],
+    result: RebuildResult,
+) -> None:
+    """One commit: the kept file of every partition of `spec`, and (ticks) the retained segments."""
+    dataset = catalog.ensure_dataset(spec)
+    partitions: dict[str, list[tuple[DiskFile, dict[str, Any]]]] = {}
+    for rel, f in scan.data.items():
+        if not rel.startswith(spec.location + "/"):
+            continue
+        values = _partition_values(spec, rel)
+        if values is None:
+            result.left_out.append(f"{rel}: not in a partition folder of {spec.name}")
+            continue
+        partitions.setdefault(partition_path(values), []).append((f, values))
+    expected = _expected_rows(segments)
+    added: list[NewFile] = []
+    for part, candidates in sorted(partitions.items()):
+        readable = []
+        for f, values in sorted(candidates, key=lambda c: c[0].rel.rsplit("/", 1)[-1], reverse=True):
+            try:
+                readable.append((f, values, pq.read_metadata(config.root / f.rel).num_rows))
+            except (OSError, pa.ArrowException) as e:
+                result.left_out.append(f"{f.rel}: unreadable ({' '.join(str(e).split())[:120]})")
+        if not readable:
+            continue
+        want = expected.get(part)
+        kept = next((c for c in readable if c[2] == want), readable[0])
+        result.orphans += [c[0].rel for c in readable if c is not kept]
+        f, values, _ = kept
+        table = pq.ParquetFile(config.root / f.rel).read()  # not read_table: no Hive columns from the path
+        added.append(describe_file(spec, f.rel, values, table, f.bytes, config, file_sha256(config.root / f.rel)))
+    records = [s for hour in sorted(segments) for s, _ in segments[hour]]
+    unreconciled = _unreconciled(added, segments) if spec.name == TICKS.name else []
+    if added or records:
+        catalog.commit(
+            Commit(
+                dataset_id=dataset.dataset_id,
+                operation="rebuild",
+                add_files=tuple(added),
+                consume_segments=tuple(records),
+                summary={"dataset": spec.name, "files": len(added), "unreconciled_hours": unreconciled},
+            )
+        )
+    result.files[spec.name] += len(added)
+    result.rows += sum(f.rows for f in added)
+    result.bytes += sum(f.bytes for f in added)
+    result.segments += len(records)
+    result.unreconciled += unreconciled
+
+
+def _partition_values(spec: DatasetSpec, rel: str) -> dict[str, Any] | None:
+    """The partition values a data file's folders name, when they are exactly the dataset's partition path.
+
+    >>> _partition_values(TICKS, "lake/ticks/tick_type=last/date=2022-01-07/hour=05/1.parquet")
+    {'tick_type': 'last', 'date': '2022-01-07', 'hour': 5}
+    >>> _partition_values(TICKS, "lake/ticks/tick_type=last/date=2022-01-07/hour=5/1.parquet") is None
+    True
+    """
+    folders = rel[len(spec.location) + 1 :].split("/")[:-1]
+    pairs = [folder.split("=", 1) for folder in folders]
+    if [p[0] for p in pairs] != list(spec.partition_keys) or any(len(p) != 2 for p in pairs):
+        return None
+    values: dict[str, Any] = {}
+    for key, text in pairs:
+        if key == "hour":
+            if not (text.isdigit() and len(text) == 2 and int(text) < 24):
+                return None
+            values[key] = int(text)
+        else:
+            values[key] = text
+    return values if partition_path(values) == "/".join(folders) else None
+
+
+def _expected_rows(segments: dict[str, list[tuple[ConsumedSegment, pa.Table]]]) -> dict[str, int]:
+    """Rows per ticks partition path that the retained segments stored."""
+    expected: Counter[str] = Counter()
+    for hour, items in segments.items():
+        for _, table in items:
+            for tick_type, n in Counter(table.column("tick_type").to_pylist()).items():
+                expected[partition_path({"tick_type": tick_type, "date": hour[:10], "hour": int(hour[11:13])})] += n
+    return dict(expected)
+
+
+def _unreconciled(added: list[NewFile], segments: dict[str, list[tuple[ConsumedSegment, pa.Table]]]) -> list[str]:
+    """Hours whose kept files hold other than the rows their retained segments stored."""
+    in_files: Counter[str] = Counter()
+    for f in added:
+        in_files[f"{f.partition_values['date']}T{int(f.partition_values['hour']):02d}"] += f.rows
+    stored = Counter({hour: sum(s.rows_stored for s, _ in items) for hour, items in segments.items()})
+    return sorted(h for h in set(in_files) | set(stored) if in_files[h] != stored[h])
