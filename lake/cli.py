@@ -71,25 +71,32 @@ def _config(ctx: click.Context) -> LakeConfig:
 
 @cli.command()
 @click.argument("files", nargs=-1, required=True)
+@click.option("--again", is_flag=True, help="Ingest each source whole as a new source, ignoring its checkpoint.")
 @click.pass_context
 @catch_errors
-def ingest(ctx: click.Context, files: tuple[str, ...]) -> None:
+def ingest(ctx: click.Context, files: tuple[str, ...], again: bool) -> None:
     """Validate JSONL tick files (or - for stdin) and append them to the landing buffer.
 
     Bad lines go to <root>/landing/_quarantine/ with file, line and reason; every valid line
-    is kept. Prints one line per problem kind and exits 1 if anything was quarantined.
-    Ingesting the same content again appends nothing.
+    is kept. Each source keeps a checkpoint: ingesting it again appends only the lines added
+    since, and a source rewritten since is reported, not appended. Exits 1 if anything was
+    quarantined or a source was rewritten.
     """
     from ticklake.landing.ingest import ingest_files
 
     config = _config(ctx)
-    report = ingest_files(config, files, progress=_echo_err)
+    report = ingest_files(config, files, progress=_echo_err, again=again)
+    for warning in report.warnings:
+        _echo_err(f"warning: {warning}")
     for line in report.problems:
         _echo_err(f"quarantined {line}")
     click.echo(report.summary())
+    for problem in report.rewritten:
+        _echo_err(f"Error: {problem}")
     if report.quarantined:
         where = report.quarantine_files[0].parent if report.quarantine_files else "quarantine"
         _echo_err(f"Error: {report.quarantined:,} of {report.lines:,} lines quarantined in {where}; the valid lines were kept")
+    if report.quarantined or report.rewritten:
         sys.exit(1)  # not an error raised: the ingest itself succeeded, the exit status reports the input
 
 
@@ -105,7 +112,7 @@ def compact(ctx: click.Context, hours: tuple[str, ...], all_hours: bool) -> None
     segments for a compacted hour are merged and the hour's files replaced atomically.
     Re-running with nothing new changes nothing.
     """
-    from ticklake.build.compaction import compact_hours, pending_hours, summarize_hours
+    from ticklake.build.compaction import compact_hours, folder_warnings, pending_hours, summarize_hours
     from ticklake.errors import ConfigError
     from ticklake.storage.layout import parse_hour
 
@@ -113,7 +120,11 @@ def compact(ctx: click.Context, hours: tuple[str, ...], all_hours: bool) -> None
         raise ConfigError("give either --hour YYYY-MM-DDTHH (one or more) or --all")
     config = _config(ctx)
     chosen = pending_hours(config) if all_hours else [parse_hour(text) for text in hours]
+    for warning in folder_warnings(config) if all_hours else []:
+        _echo_err(f"warning: {warning}")
     results = compact_hours(config, chosen, progress=click.echo)
+    for warning in (w for result in results for w in result.warnings):
+        _echo_err(f"warning: {warning}")
     click.echo(summarize_hours(results))
 
 
@@ -158,20 +169,39 @@ def rollup(ctx: click.Context, hours: tuple[str, ...], force: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the result to FILE.parquet or FILE.csv instead of stdout.",
 )
-@click.option("--explain", is_flag=True, help="Print the files in the snapshot, after each pruning step, and DuckDB's plan.")
+@click.option("--explain", is_flag=True, help="Print the snapshot read, the files after each pruning step, and DuckDB's plan.")
 @click.option("--snapshot", type=int, help="Query this snapshot instead of the newest.")
+@click.option(
+    "--as-of",
+    "as_of",
+    metavar="TIME",
+    help="Query the newest snapshot committed at or before TIME (2022-01-07T06:30:00Z, an offset, or a date).",
+)
+@click.option(
+    "--unsafe", is_flag=True, help="Allow statements that write files, attach databases, load extensions or change settings."
+)
 @click.pass_context
 @catch_errors
-def sql(ctx: click.Context, query: str, fmt: str, output: Path | None, explain: bool, snapshot: int | None) -> None:
+def sql(
+    ctx: click.Context,
+    query: str,
+    fmt: str,
+    output: Path | None,
+    explain: bool,
+    snapshot: int | None,
+    as_of: str | None,
+    unsafe: bool,
+) -> None:
     """Run a DuckDB SQL QUERY over the lake (tables: ticks, bars_1m).
 
     Predicates on timestamp, date, hour, tick_type, contract_id, exchange and symbol prune the
-    files through the catalog before DuckDB opens any file.
+    files through the catalog before DuckDB opens any file. The query only reads: COPY, EXPORT,
+    ATTACH, INSTALL/LOAD, SET/RESET/PRAGMA and CREATE SECRET need --unsafe.
     """
     from ticklake.query.connection import LakeConnection
     from ticklake.query.output import write_result
 
-    with LakeConnection(_config(ctx), snapshot=snapshot) as lake:
+    with LakeConnection(_config(ctx), snapshot=snapshot, as_of=as_of, unsafe=unsafe) as lake:
         if explain:
             click.echo(lake.explain(query))
             return
@@ -181,20 +211,37 @@ def sql(ctx: click.Context, query: str, fmt: str, output: Path | None, explain: 
             rows = save_result(lake, query, output)
             _echo_err(f"wrote {rows:,} rows to {output}")
             return
-        relation = lake.sql(query)
-        if relation is None:
+        result = lake.stream(query)
+        if result is None:
             return
-        n = write_result(relation.columns, _rows(relation), fmt, sys.stdout)
+        n = write_result(result.columns, result, fmt, sys.stdout)
         if fmt == "table":
             _echo_err(f"({n:,} rows)")
 
 
-def _rows(relation: Any) -> Any:
-    while True:
-        batch = relation.fetchmany(10_000)
-        if not batch:
-            return
-        yield from batch
+@cli.command()
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="Output format; json prints JSON Lines.",
+)
+@click.pass_context
+@catch_errors
+def snapshots(ctx: click.Context, fmt: str) -> None:
+    """List the lake's snapshots, oldest first: when each was committed and what it changed.
+
+    One row per snapshot: id, committed_at (UTC), operation, dataset, hour, files and rows
+    added and removed. `ticklake sql --snapshot N` or `--as-of TIME` reads one of them.
+    """
+    from ticklake.query.history import SNAPSHOT_COLUMNS, snapshot_history
+    from ticklake.query.output import write_result
+
+    n = write_result(SNAPSHOT_COLUMNS, snapshot_history(_config(ctx)), fmt, sys.stdout)
+    if fmt == "table":
+        _echo_err(f"({n:,} snapshots)")
 
 
 @cli.command()
@@ -243,19 +290,103 @@ def status(ctx: click.Context) -> None:
     help="Synthetic trading day (UTC).",
 )
 @click.option("--seed", type=int, default=7, show_default=True, help="Random seed of the synthetic day.")
-@click.option("--keep", is_flag=True, help="Keep an existing lake at the root instead of starting afresh.")
+@click.option("--keep", is_flag=True, help="Add the demo's data to the lake at the root; delete nothing.")
+@click.option("--force", is_flag=True, help="Delete the lake at the root even if the demo did not make it (listed first).")
 @click.pass_context
 @catch_errors
-def demo(ctx: click.Context, n_ticks: int, contracts: int, day: Any, seed: int, keep: bool) -> None:
+def demo(ctx: click.Context, n_ticks: int, contracts: int, day: Any, seed: int, keep: bool, force: bool) -> None:
     """The main job, end to end: a synthetic trading day plus real EUR/USD quotes are
     ingested, compacted and queried, with pruning statistics.
 
-    Starts from an empty lake at the root unless --keep (a root that is not a ticklake
-    lake is never deleted).
+    Starts from an empty lake: an empty root, or a lake an earlier demo made and nobody
+    changed since, is reset. Any other root is refused, naming what it holds, unless --force
+    (delete its catalog.sqlite, lake/ and landing/, listed first; other files stay) or --keep.
     """
     from ticklake.demo.run import run_demo
 
-    run_demo(_config(ctx), n_ticks=n_ticks, contracts=contracts, day=day.date(), seed=seed, fresh=not keep, echo=click.echo)
+    config = _config(ctx)
+    run_demo(config, n_ticks=n_ticks, contracts=contracts, day=day.date(), seed=seed, keep=keep, force=force, echo=click.echo)
+
+
+# -- check, repair, vacuum -----------------------------------------------------------------------
+
+
+@cli.command()
+@click.pass_context
+@catch_errors
+def check(ctx: click.Context) -> None:
+    """Check the catalog against storage and the counts against each other; change nothing.
+
+    Prints one line per finding (KIND: PATH: MESSAGE) and a summary, and exits 1 when anything
+    is damaged. Work in flight (a running compaction's new file, a producer's unsealed segment)
+    and what the next vacuum finishes are reported, but are no damage.
+    """
+    from ticklake.maintenance.check import check_lake
+
+    report = check_lake(_config(ctx))
+    for finding in report.findings:
+        click.echo(finding.line())
+    click.echo(report.summary())
+    if not report.clean:
+        sys.exit(1)  # the check ran; its verdict is the exit status
+
+
+@cli.command()
+@click.option("--drop-lost", is_flag=True, help="Drop lost data files from the catalog, re-compacting from retained segments.")
+@click.option("--reindex", is_flag=True, help="Rebuild the index rows of every live file, not only of incomplete ones.")
+@click.option("--dry-run", is_flag=True, help="Print what would be done and change nothing.")
+@click.option("--rebuild-catalog", is_flag=True, help="Rebuild a lost catalog.sqlite from the data files.")
+@click.option("--force", is_flag=True, help="With --rebuild-catalog: move a damaged catalog aside and rebuild it.")
+@click.pass_context
+@catch_errors
+def repair(ctx: click.Context, drop_lost: bool, reindex: bool, dry_run: bool, rebuild_catalog: bool, force: bool) -> None:
+    """Fix what `ticklake check` finds where that is safe, and say what cannot be fixed.
+
+    Deletes crash leftovers (printed before they go), deletes index rows without a file and
+    rebuilds incomplete ones; --drop-lost drops lost files in a new snapshot. Exits 1 while
+    problems are left. --rebuild-catalog rebuilds a lost catalog from the data files instead.
+    """
+    from ticklake.errors import ConfigError
+
+    config = _config(ctx)
+    if rebuild_catalog:
+        if drop_lost or reindex or dry_run:
+            raise ConfigError("--rebuild-catalog takes no other option than --force")
+        from ticklake.maintenance.rebuild import rebuild_catalog as rebuild
+
+        rebuilt = rebuild(config, force=force)
+        for line in rebuilt.lines():
+            click.echo(line)
+        click.echo(rebuilt.summary())
+        return
+    if force:
+        raise ConfigError("--force only goes with --rebuild-catalog")
+    from ticklake.maintenance.repair import repair_lake
+
+    result = repair_lake(config, drop_lost=drop_lost, reindex=reindex, dry_run=dry_run, echo=click.echo)
+    click.echo(result.summary())
+    if result.unfixed:
+        sys.exit(1)
+
+
+@cli.command()
+@click.option("--older-than", "older_than", metavar="DURATION", help="Replaced and left over longer ago than: 0s, 90m, 36h, 7d.")
+@click.option("--dry-run", is_flag=True, help="Print what would be deleted and delete nothing.")
+@click.pass_context
+@catch_errors
+def vacuum(ctx: click.Context, older_than: str | None, dry_run: bool) -> None:
+    """Delete data files replaced longer ago than DURATION, and crash leftovers older than it.
+
+    Snapshots that held the deleted files are marked expired and can no longer be read; files
+    an open reader may read are kept. Prints what was deleted and a summary.
+    """
+    from ticklake.maintenance.duration import parse_duration
+    from ticklake.maintenance.vacuum import vacuum_lake
+
+    result = vacuum_lake(_config(ctx), parse_duration(older_than, "--older-than"), dry_run=dry_run)
+    for line in result.lines():
+        click.echo(line)
+    click.echo(result.summary())
 
 
 def main() -> None:
