@@ -20,7 +20,6 @@ from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -42,11 +41,10 @@ from ticklake.landing.buffer import (
     stray_folders,
     tidy_buffer,
 )
-from ticklake.landing.jsonl import LINE, Lines, Parsed, Reject, parse_jsonl
 from ticklake.landing.quarantine import write_quarantine
-from ticklake.landing.sidecar import read_sidecar
+from ticklake.landing.reading import read_segment
 from ticklake.storage.files import read_bytes, sha256_hex
-from ticklake.storage.layout import HOUR_US, hour_key
+from ticklake.storage.layout import hour_key
 from ticklake.storage.parquet import sort_ticks
 from ticklake.ticks import FILE_SCHEMA
 
@@ -203,8 +201,9 @@ def _stage_hour(
     new_tables: list[pa.Table] = []
     consumed_records: list[ConsumedSegment] = []
     for s in fresh:
-        table, rejects, lines, reused = _read_segment(s, contents[s.path], hashes[s.path], hour, parse_threads)
-        result.from_sidecar += reused
+        read = read_segment(s.path, contents[s.path], hashes[s.path], hour, parse_threads)
+        table, rejects, lines = read.table, read.rejects, read.lines
+        result.from_sidecar += read.from_sidecar
         if rejects:
             # Written before the commit (kept durably first) and taken back with the data files when
             # the commit does not happen; the name follows the segment, so a retry rewrites the same file.
@@ -275,38 +274,6 @@ def _quarantine_name(segment: Segment) -> str:
     'segment-2022-01-07T05-rec-1-000003'
     """
     return f"segment-{hour_key(segment.hour)}-{segment.path.stem}"
-
-
-def _read_segment(
-    segment: Segment, data: bytes, digest: str, hour: int, parse_threads: bool | None = None
-) -> tuple[pa.Table, list[Reject], int, bool]:
-    """Valid rows of a segment that belong to its hour, its rejects, its line count, and whether
-    the rows came from a sidecar.
-
-    Rows come from the segment's sidecar when ingest left one bound to this exact content
-    (every line valid, parsed once already), otherwise from parsing the JSONL.
-    """
-    lines = Lines(data)
-    rows = read_sidecar(segment.path, digest, len(data), len(lines))
-    if rows is not None:
-        parsed = Parsed(rows.append_column(LINE, pa.array(np.arange(rows.num_rows, dtype=np.int64))), [], lines, 0)
-    else:
-        parsed = parse_jsonl(data, use_threads=parse_threads, lines=lines)
-    table = parsed.table
-    rejects = list(parsed.rejects)
-    hours = pc.divide(pc.cast(table.column("timestamp"), pa.int64()), HOUR_US)
-    inside = pc.equal(hours, hour)
-    if not pc.all(inside).as_py():
-        # A producer routed a tick into the wrong hour folder: keep it in quarantine, where
-        # `ticklake ingest` can re-route the raw line, rather than store it in the wrong partition.
-        outside = pc.filter(table.column(LINE), pc.invert(inside)).to_pylist()
-        stamps = pc.filter(table.column("timestamp"), pc.invert(inside)).to_pylist()
-        for i, stamp in zip(outside, stamps, strict=True):
-            message = f"field 'timestamp' {stamp.isoformat()} is outside the segment's hour {hour_key(hour)}"
-            rejects.append(Reject(parsed.first_line + i, "wrong_hour", "timestamp", message, parsed.lines[i]))
-        table = table.filter(inside)
-        rejects.sort(key=lambda r: r.line)
-    return table.drop_columns([LINE]), rejects, parsed.rows_in, rows is not None
 
 
 def _merge(

@@ -10,7 +10,6 @@ their sidecars and producers' unsealed files. The per-hour Dagster checks
 
 from __future__ import annotations
 
-import sqlite3
 import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -19,7 +18,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ticklake.access import open_catalog
-from ticklake.catalog import Catalog, CatalogCorrupt
+from ticklake.catalog import Catalog, CatalogError
 from ticklake.catalog.maintenance import (
     INDEX_TABLES,
     HourCounts,
@@ -78,10 +77,8 @@ def catalog_problem(path: Path) -> str | None:
                 return "; ".join(problems[:3])
             for table in ("datasets", "snapshots", "files", "segments", *INDEX_TABLES):
                 catalog.db.execute(f"SELECT count(*) FROM {table}").fetchone()
-    except CatalogCorrupt as e:
+    except CatalogError as e:  # damaged pages and unreadable tables, translated by the catalog's connection
         return str(e).removeprefix(f"catalog {path}: ")
-    except sqlite3.DatabaseError as e:
-        return _one_line(e)
     return None
 
 

@@ -12,12 +12,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ticklake.catalog import ConsumedSegment
-from ticklake.landing.jsonl import LINE, parse_jsonl
+from ticklake.landing.reading import read_segment
 from ticklake.storage.files import read_bytes, sha256_hex
-from ticklake.storage.layout import HOUR_US, consumed_dir, hour_key
+from ticklake.storage.layout import consumed_dir, hour_key
 
 
 @dataclass(frozen=True)
@@ -54,14 +53,11 @@ def recorded_path(root: Path, copy: Path) -> str:
 
 
 def read_segment_rows(path: Path, hour: int) -> SegmentRows:
-    """Parse a segment as compaction does: valid lines of its hour stored, the rest quarantined."""
+    """Read a segment as compaction does (`ticklake.landing.reading.read_segment`)."""
     data = read_bytes(path)
-    parsed = parse_jsonl(data)
-    table = parsed.table.drop_columns([LINE])
-    inside = pc.equal(pc.divide(pc.cast(table.column("timestamp"), pa.int64()), HOUR_US), hour)
-    kept = table.filter(inside)
-    outside = table.num_rows - kept.num_rows
-    return SegmentRows(kept, parsed.rows_in, len(parsed.rejects) + outside, sha256_hex(data), len(data))
+    digest = sha256_hex(data)
+    read = read_segment(path, data, digest, hour)
+    return SegmentRows(read.table, read.lines, len(read.rejects), digest, len(data))
 
 
 def hour_from_retained(root: Path, segments: list[ConsumedSegment], hour: int) -> pa.Table | str:
