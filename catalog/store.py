@@ -341,13 +341,13 @@ class Catalog:
 
     def snapshot_changes(self) -> list[tuple[Any, ...]]:
         """Per snapshot, oldest first, what its commit changed: ``(snapshot_id, committed_at, operation,
-        dataset, hour, files_added, files_removed, rows_added, rows_removed)``; one pass over ``files``."""
+        dataset, hour, files_added, files_removed, rows_added, rows_removed, expired_at)``; one pass over ``files``."""
         return self.db.execute(
             "WITH added AS (SELECT added_snapshot AS snapshot_id, count(*) AS n, sum(rows) AS r FROM files GROUP BY 1),"
             " removed AS (SELECT removed_snapshot AS snapshot_id, count(*) AS n, sum(rows) AS r FROM files"
             "  WHERE removed_snapshot IS NOT NULL GROUP BY 1)"
             " SELECT s.snapshot_id, s.committed_at, s.operation, d.name, json_extract(s.summary, '$.hour'),"
-            "  coalesce(a.n, 0), coalesce(r.n, 0), coalesce(a.r, 0), coalesce(r.r, 0)"
+            "  coalesce(a.n, 0), coalesce(r.n, 0), coalesce(a.r, 0), coalesce(r.r, 0), s.expired_at"
             " FROM snapshots s LEFT JOIN dataset_snapshots ds ON ds.snapshot_id = s.snapshot_id"
             " LEFT JOIN datasets d ON d.dataset_id = ds.dataset_id"
             " LEFT JOIN added a ON a.snapshot_id = s.snapshot_id LEFT JOIN removed r ON r.snapshot_id = s.snapshot_id"

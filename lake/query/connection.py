@@ -98,15 +98,24 @@ class LakeConnection:
             self.catalog.close()
             raise
         self.pinned = self.choice.snapshot
-        self.con = connect_duckdb(threads=threads or config.threads)
         self._views: dict[str, str] = {}
         self._refs_cache: dict[str, list[tuple[TableRef, Dataset]] | None] = {}
         self._checked: set[str] = set()
         self._last_query: str | None = None
         self._full_snapshot = -1
-        self._refresh_full_views(self.snapshot, strict=False)
-        if not unsafe:
-            confine(self.con)
+        try:
+            self.con = connect_duckdb(threads=threads or config.threads)
+        except BaseException:
+            self.catalog.close()
+            unpin(self._pin)
+            raise
+        try:
+            self._refresh_full_views(self.snapshot, strict=False)
+            if not unsafe:
+                confine(self.con)
+        except BaseException:
+            self.close()  # neither the catalog nor the pin outlives a connection that never opened
+            raise
 
     # -- the DuckDB API, pruned ---------------------------------------------------------------
 

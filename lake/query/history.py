@@ -29,6 +29,7 @@ SNAPSHOT_COLUMNS = (
     "files_removed",
     "rows_added",
     "rows_removed",
+    "expired_at",  # set when vacuum deleted files the snapshot needs: it is listed, no longer readable
 )
 
 _ISO = re.compile(r"\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?)?(Z|z|[+-]\d{2}:?\d{2})?")

@@ -147,6 +147,7 @@ def test_snapshots_lists_what_each_commit_changed(history_lake: Path) -> None:
             "files_removed": removed,
             "rows_added": added,
             "rows_removed": rows_removed,
+            "expired_at": None,
         }
         for snapshot, hour, removed, added, rows_removed in [
             (1, "2022-01-07T05", 0, 6, 0),
@@ -161,8 +162,9 @@ def test_snapshots_lists_what_each_commit_changed(history_lake: Path) -> None:
         "files_removed",
         "rows_added",
         "rows_removed",
+        "expired_at",
     ]
-    assert as_csv[4] == ["4", times[4].isoformat(), "compact", "ticks", "2022-01-07T05", "1", "1", "8", "6"]
+    assert as_csv[4] == ["4", times[4].isoformat(), "compact", "ticks", "2022-01-07T05", "1", "1", "8", "6", ""]
     table = run_cli("--root", str(history_lake), "snapshots")
     assert table.stdout.splitlines()[0].split(" | ")[:3] == ["snapshot", "committed_at                    ", "operation"]
     assert len(table.stdout.splitlines()) == 6 and table.stderr == "(4 snapshots)\n"
