@@ -24,6 +24,16 @@ from ticklake.query.output import FORMATS
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+_format_option = click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="table",
+    show_default=True,
+    help="Output format; json prints JSON Lines.",
+)
+
+
 def _echo_err(message: str) -> None:
     click.echo(message, err=True)
 
@@ -155,14 +165,7 @@ def rollup(ctx: click.Context, hours: tuple[str, ...], force: bool) -> None:
 
 @cli.command()
 @click.argument("query")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="table",
-    show_default=True,
-    help="Output format; json prints JSON Lines.",
-)
+@_format_option
 @click.option(
     "--output",
     "-o",
@@ -220,14 +223,7 @@ def sql(
 
 
 @cli.command()
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default="table",
-    show_default=True,
-    help="Output format; json prints JSON Lines.",
-)
+@_format_option
 @click.pass_context
 @catch_errors
 def snapshots(ctx: click.Context, fmt: str) -> None:
