@@ -1,13 +1,20 @@
 """Parsing landing JSONL into Arrow: a vectorised fast path, with the per-line validator as judge.
 
 pyarrow's JSON reader parses whole blocks in C++; when a block fails (bad JSON, a wrong
-type, an unknown field) it is bisected until the failing lines are found, and only those
-go through `ticklake.ticks.decode_line`, which decides and names the reason. Rows the fast
-path accepts pass the same rules, checked column-wise, so both paths agree on every line.
+type) it is bisected until the failing lines are found, and only those go through
+`ticklake.ticks.decode_line`, which decides and names the reason. Rows the fast path accepts
+pass the same rules, checked column-wise, so both paths agree on every line.
+
+A block with unknown fields is read again with pyarrow ignoring them; counting the quotes of
+each raw line against the strings pyarrow read shows which lines hold more (unknown keys, a
+key written twice, a null field). Of those, a line whose one unknown field is its last member,
+already written as `extra` writes it, gives that text directly; the others are decoded by
+Python's json to build their `extra`, and whatever the quotes do not account for goes to the judge.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Sequence
@@ -26,10 +33,13 @@ from ticklake.ticks import (
     NUMBER_FIELDS,
     ROW_SCHEMA,
     SIZE_FIELDS,
+    TEXT_FIELDS,
     TICK_TYPES,
     TIMESTAMP,
     Invalid,
     decode_line,
+    reject_constant,
+    unknown_fields,
 )
 
 LINE = "_line"  # 0-based index of a row's line in `Parsed.lines`
@@ -47,12 +57,32 @@ def _raw_schema(ts_type: pa.DataType) -> pa.Schema:
     return LANDING_SCHEMA.set(LANDING_SCHEMA.get_field_index("timestamp"), pa.field("timestamp", ts_type))
 
 
-# Timestamps parsed by the reader itself (ISO text with an offset, or naive = UTC) skip a string
-# column per block; epoch numbers or odd text fall back to reading them as strings and casting.
-_TYPED_OPTIONS = pj.ParseOptions(explicit_schema=_raw_schema(TIMESTAMP), unexpected_field_behavior="error")
-_ISO_OPTIONS = pj.ParseOptions(explicit_schema=_raw_schema(pa.string()), unexpected_field_behavior="error")
-_EPOCH_OPTIONS = pj.ParseOptions(explicit_schema=_raw_schema(pa.float64()), unexpected_field_behavior="error")
+@dataclass(frozen=True)
+class _Reading:
+    """The reader's options for each way of reading timestamps, with one behaviour for unknown fields."""
+
+    typed: pj.ParseOptions
+    iso: pj.ParseOptions
+    epoch: pj.ParseOptions
+
+
+def _reading(unexpected: str) -> _Reading:
+    # Timestamps parsed by the reader itself (ISO text with an offset, or naive = UTC) skip a string
+    # column per block; epoch numbers or odd text fall back to reading them as strings and casting.
+    def options(ts_type: pa.DataType) -> pj.ParseOptions:
+        return pj.ParseOptions(explicit_schema=_raw_schema(ts_type), unexpected_field_behavior=unexpected)
+
+    return _Reading(options(TIMESTAMP), options(pa.string()), options(pa.float64()))
+
+
+# Strict first: a block it reads has no unknown field (and no known one twice), so no line has an
+# `extra`. Lenient ("ignore", never "infer": inferring types of deeply nested values crashes pyarrow).
+_STRICT = _reading("error")
+_LENIENT = _reading("ignore")
+_UNEXPECTED = "unexpected field"
 _OUT_SCHEMA = ROW_SCHEMA.append(pa.field(LINE, pa.int64()))
+# Lines longer than this are decoded by the per-line judge alone, whose integer rule bounds the work.
+_BATCH_LINE_MAX = 1 << 16
 
 
 @dataclass
@@ -183,7 +213,7 @@ class _State:
         self.pieces: list[pa.Table] = []
         self.slow_rows: list[dict[str, Any]] = []
         self.rejects: list[Reject] = []
-        self.stats = {"fast_rows": 0, "slow_lines": 0, "bisections": 0}
+        self.stats = {"fast_rows": 0, "slow_lines": 0, "bisections": 0, "extra_lines": 0}
 
     def parse(self, keep: Sequence[int], block: bytes | None) -> None:
         """Parse lines `keep` (or the whole `block`) on the fast path, bisecting a block that fails."""
@@ -193,7 +223,7 @@ class _State:
             split = self.lines.split()
             block = b"\n".join([split[i] for i in keep])
         try:
-            table = self._fast(block, len(keep))
+            table, quotes = self._fast(block, len(keep))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, UnicodeDecodeError, ValueError):
             if len(keep) <= _SMALL:
                 for i in keep:
@@ -212,41 +242,68 @@ class _State:
         if not _all_valid(table) and not pc.all(ok := _valid_mask(table)).as_py():
             for i in pc.filter(index, pc.invert(ok)).to_pylist():
                 self.judge(i)
-            table = table.filter(ok)
-            index = index.filter(ok)
+            table, index = table.filter(ok), index.filter(ok)
+            if quotes is not None:
+                quotes = quotes.filter(ok.combine_chunks().to_numpy(zero_copy_only=False))
+        if quotes is not None:
+            table, index = self._add_extra(table, index, quotes)
         self.stats["fast_rows"] += table.num_rows
         self.pieces.append(table.append_column(LINE, index))
 
-    def _fast(self, block: bytes, expected: int) -> pa.Table:
+    def _fast(self, block: bytes, expected: int) -> tuple[pa.Table, _Quotes | None]:
+        """The rows of a block (`extra` null), and the quote counts of its lines when some hold more
+        than their known fields."""
         read = pj.ReadOptions(use_threads=self.use_threads, block_size=1 << 22)
+        quotes = None
         try:
-            raw = pj.read_json(pa.BufferReader(block), read_options=read, parse_options=_TYPED_OPTIONS)
-            stamps = raw.column("timestamp")
-        except pa.ArrowInvalid:
-            raw, stamps = self._fast_untyped(block, read)
+            raw, stamps, _ = _read(block, read, _STRICT)
+        except pa.ArrowInvalid as e:
+            if _UNEXPECTED not in str(e):
+                raise
+            raw, stamps, text_stamps = _read(block, read, _LENIENT)
+            if raw.num_rows == expected:
+                quotes = _Quotes.of(raw, block, text_stamps)
         if raw.num_rows != expected:
             raise ValueError("row count differs from line count")
         columns = [stamps, *(raw.column(name) for name in ROW_SCHEMA.names[1:-1])]
         columns.append(pa.nulls(raw.num_rows, pa.string()))
-        return pa.Table.from_arrays(columns, schema=ROW_SCHEMA)
+        return pa.Table.from_arrays(columns, schema=ROW_SCHEMA), quotes
 
-    def _fast_untyped(self, block: bytes, read: pj.ReadOptions) -> tuple[pa.Table, pa.ChunkedArray]:
-        """Read timestamps as text (then cast) or as epoch seconds, for blocks the typed read refused."""
-        try:
-            raw = pj.read_json(pa.BufferReader(block), read_options=read, parse_options=_ISO_OPTIONS)
-            ts = raw.column("timestamp")
-            try:
-                stamps = pc.cast(ts, TIMESTAMP)
-            except pa.ArrowInvalid:
-                stamps = pc.cast(pc.cast(ts, pa.timestamp("us")), TIMESTAMP)  # naive text means UTC
-        except pa.ArrowInvalid as e:
-            if "changed from string to number" not in str(e):
-                raise
-            raw = pj.read_json(pa.BufferReader(block), read_options=read, parse_options=_EPOCH_OPTIONS)
-            seconds = raw.column("timestamp")
-            micros = pc.round(pc.multiply(seconds, 1_000_000.0))
-            stamps = pc.cast(pc.cast(micros, pa.int64()), TIMESTAMP)
-        return raw, stamps
+    def _add_extra(self, table: pa.Table, index: pa.Array, quotes: _Quotes) -> tuple[pa.Table, pa.Array]:
+        """Fill in `extra` of the rows whose lines hold more strings than their known fields; a line
+        Python's json reads otherwise than the quotes say, or that breaks a rule, goes to the judge."""
+        flagged = quotes.flagged()
+        self.stats["extra_lines"] += len(flagged)
+        if not len(flagged):
+            return table, index
+        lines = index.to_numpy()
+        split = self.lines.split()
+        extras: list[str | None] = [None] * table.num_rows
+        settled = np.zeros(len(flagged), dtype=bool)
+        # Usually the one unknown field is the last, and written as `extra` writes it: its text is
+        # taken as it is when the quotes before it are exactly the known fields' (see `_last_member`).
+        known_quotes = (2 * quotes.strings[flagged]).tolist()
+        for j, (r, i) in enumerate(zip(flagged.tolist(), lines[flagged].tolist(), strict=True)):
+            text = _last_member(split[i], known_quotes[j])
+            if text is not None:
+                extras[r] = text
+                settled[j] = True
+        rest = np.flatnonzero(~settled)
+        decoded = [_extra_of(obj) for obj in _decode_all([split[i] for i in lines[flagged[rest]].tolist()])]
+        keys = np.array([k for _, k, _ in decoded], dtype=np.int64)
+        inner = np.array([n for _, _, n in decoded], dtype=np.int64)
+        # A key written twice, or an escaped quote, leaves quotes the decoded object does not explain.
+        settled[rest] = (keys >= 0) & quotes.explained(flagged[rest], keys, inner)  # keys < 0: refused
+        for r, (text, _, _) in zip(flagged[rest].tolist(), decoded, strict=True):
+            extras[r] = text
+        table = table.set_column(table.schema.get_field_index("extra"), "extra", pa.array(extras, pa.string()))
+        if not settled.all():
+            for i in lines[flagged[~settled]].tolist():
+                self.judge(i)
+            keep = np.ones(table.num_rows, dtype=bool)
+            keep[flagged[~settled]] = False
+            table, index = table.filter(pa.array(keep)), index.filter(pa.array(keep))
+        return table, index
 
     def judge(self, i: int) -> None:
         """Send line `i` to the per-line validator: a row or a reject with its reason."""
@@ -275,6 +332,155 @@ class _State:
         if len(pieces) > 1:
             table = table.take(pc.sort_indices(table, [(LINE, "ascending")]))
         return table
+
+
+def _read(block: bytes, read: pj.ReadOptions, reading: _Reading) -> tuple[pa.Table, pa.ChunkedArray, bool]:
+    """The block as read, its timestamps, and whether they were text (not epoch numbers)."""
+    try:
+        raw = pj.read_json(pa.BufferReader(block), read_options=read, parse_options=reading.typed)
+        return raw, raw.column("timestamp"), True
+    except pa.ArrowInvalid as e:
+        if _UNEXPECTED in str(e):
+            raise
+    try:
+        raw = pj.read_json(pa.BufferReader(block), read_options=read, parse_options=reading.iso)
+        ts = raw.column("timestamp")
+        try:
+            stamps = pc.cast(ts, TIMESTAMP)
+        except pa.ArrowInvalid:
+            stamps = pc.cast(pc.cast(ts, pa.timestamp("us")), TIMESTAMP)  # naive text means UTC
+        return raw, stamps, True
+    except pa.ArrowInvalid as e:
+        if "changed from string to number" not in str(e):
+            raise
+    raw = pj.read_json(pa.BufferReader(block), read_options=read, parse_options=reading.epoch)
+    micros = pc.round(pc.multiply(raw.column("timestamp"), 1_000_000.0))
+    return raw, pc.cast(pc.cast(micros, pa.int64()), TIMESTAMP), False
+
+
+@dataclass
+class _Quotes:
+    """Per row: known keys (fields not null), JSON strings of the known fields (keys included), and
+    the `"` bytes of its raw line. A line holds exactly its known fields when its quotes are twice
+    their strings: every key and string value brings two, and an unknown key, a null field or a
+    key written twice brings more."""
+
+    keys: np.ndarray
+    strings: np.ndarray
+    quotes: np.ndarray
+
+    @classmethod
+    def of(cls, raw: pa.Table, block: bytes, text_stamps: bool) -> _Quotes | None:
+        """The counts of a block read ignoring unknown fields; None when no line holds more."""
+        n = raw.num_rows
+        keys = np.zeros(n, dtype=np.int64)
+        for name in LANDING_SCHEMA.names:
+            keys += _valid(raw.column(name))
+        strings = keys.copy()
+        for name in ("tick_type", *TEXT_FIELDS, *(("timestamp",) if text_stamps else ())):
+            strings += _valid(raw.column(name))
+        strings += pc.fill_null(pc.list_value_length(raw.column("conditions").combine_chunks()), 0).to_numpy()
+        if block.count(b'"') == 2 * int(strings.sum()):  # no line holds more (none can hold less)
+            return None
+        return cls(keys, strings, _line_quotes(block, n))
+
+    def filter(self, mask: np.ndarray) -> _Quotes:
+        """The counts of the rows kept by `mask`."""
+        return _Quotes(self.keys[mask], self.strings[mask], self.quotes[mask])
+
+    def flagged(self) -> np.ndarray:
+        """Rows whose lines hold more than their known fields."""
+        return np.flatnonzero(self.quotes != 2 * self.strings)
+
+    def explained(self, rows: np.ndarray, keys: np.ndarray, inner: np.ndarray) -> np.ndarray:
+        """Whether decoded objects of `keys` keys, whose unknown fields hold `inner` strings, account
+        for every quote of the lines of `rows` (the known fields' values bring the same strings)."""
+        return 2 * (self.strings[rows] - self.keys[rows] + keys + inner) == self.quotes[rows]
+
+
+def _valid(column: pa.ChunkedArray) -> np.ndarray:
+    return pc.is_valid(column.combine_chunks()).to_numpy(zero_copy_only=False)
+
+
+def _line_quotes(block: bytes, n: int) -> np.ndarray:
+    """The `"` bytes of each of the `n` lines of `block`."""
+    buffer = np.frombuffer(block, dtype=np.uint8)
+    ends = np.flatnonzero(buffer == 10)
+    if len(ends) == n - 1:  # the last line has no line break
+        ends = np.append(ends, len(buffer))
+    if len(ends) != n:
+        raise ValueError("line count differs from row count")
+    return np.diff(np.searchsorted(np.flatnonzero(buffer == 34), ends), prepend=0)
+
+
+# The last member of a line, when `extra` writes it as it stands (but for spaces around the colon):
+# a printable ASCII key and an integer, a decimal, a plain printable ASCII string or a constant;
+# then the line's closing brace.
+_TEXT = rb'"[ !#-\[\]-~]*"'
+_LAST_MEMBER = re.compile(
+    rb"(%s)[ \t\r]*:[ \t\r]*(0|-?[1-9][0-9]{0,17}|-?(?:0|[1-9][0-9]*)\.[0-9]+(?:[eE][-+]?[0-9]+)?|%s|true|false|null)"
+    rb"[ \t\r]*\}[ \t\r]*" % (_TEXT, _TEXT)
+)
+
+
+_KNOWN_BYTES = frozenset(name.encode() for name in LANDING_SCHEMA.names)
+
+
+def _last_member(line: bytes, known_quotes: int) -> str | None:
+    """`extra` of a line whose only unknown field is its last member, written (nearly) as `extra`
+    writes it; None when the line is not of that shape (the general path decides it).
+
+    The key of the last member ends at the last `":`; with the quotes before its opening quote
+    exactly those of the known fields' strings, everything before it is known fields, each once.
+    A backslash cannot fool this: an escaped quote before the key adds a quote, and one in it
+    fails the pattern. A decimal is taken when it is already Python's shortest form of its double.
+    """
+    end = line.rfind(b'":')
+    start = line.rfind(b'"', 0, end) if end > 0 else -1
+    if start < 0 or line[start + 1 : end] in _KNOWN_BYTES or line.count(b'"', 0, start) != known_quotes:
+        return None
+    member = _LAST_MEMBER.fullmatch(line, start)
+    if member is None:
+        return None
+    key, value = member.group(1, 2)
+    if value[:1] != b'"' and b"." in value and repr(float(value)).encode() != value:
+        return None
+    return "{" + key.decode("ascii") + ":" + value.decode("ascii") + "}"
+
+
+def _extra_of(obj: dict[str, Any] | None) -> tuple[str | None, int, int]:
+    """`extra` of a decoded line, its key count and the strings its unknown fields hold; key count
+    -1 when Python's json refused the line or it breaks a rule (the judge names which)."""
+    if obj is None:
+        return None, -1, 0
+    try:
+        text, inner = unknown_fields(obj)
+    except Invalid:
+        return None, -1, 0
+    return text, len(obj), inner
+
+
+def _decode_all(raws: list[bytes]) -> list[dict[str, Any] | None]:
+    """Python's json reading of each line (one call for all, usually); None where it refuses a line
+    or gets something other than an object, and for lines too long to be read here."""
+    if all(len(raw) <= _BATCH_LINE_MAX for raw in raws):
+        try:
+            objs = json.loads("[" + b",".join(raws).decode("utf-8") + "]", parse_constant=reject_constant)
+        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
+            pass
+        else:
+            if len(objs) == len(raws) and all(type(obj) is dict for obj in objs):
+                return objs
+    out: list[dict[str, Any] | None] = []
+    for raw in raws:
+        obj = None
+        if len(raw) <= _BATCH_LINE_MAX:
+            try:
+                obj = json.loads(raw.decode("utf-8"), parse_constant=reject_constant)
+            except (ValueError, RecursionError):
+                pass
+        out.append(obj if type(obj) is dict else None)
+    return out
 
 
 def _all_valid(t: pa.Table) -> bool:

@@ -1,48 +1,44 @@
 """Tests for ticklake.landing.jsonl: the vectorised fast path and the per-line judge agree on every line.
 
 The judge (`ticklake.ticks.decode_line`, applied to each line alone) is the oracle: whatever block a
-line sits in — alone, among 12,000 valid lines (so pyarrow parses and bisects), after blank lines
-or with CRLF endings — it must be kept or rejected the same way, with the same line number.
+line sits in — alone, among 12,000 valid lines (so pyarrow parses and bisects), among lines that
+all carry an unknown field (so pyarrow ignores them and `extra` is built beside it), after blank
+lines or with CRLF endings — it must be kept or rejected the same way, with the same line number.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
 
-import pyarrow as pa
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from ticklake.landing.jsonl import LINE, Parsed, parse_jsonl
-from ticklake.ticks import Invalid, decode_line
+from tests.landing.judging import oracle, outcome, valid_line
+from ticklake.landing.jsonl import LINE, parse_jsonl
+from ticklake.ticks import KNOWN_FIELDS
 
+FUZZ_EXAMPLES = int(os.environ.get("TICKLAKE_FUZZ_EXAMPLES") or 0)  # more random mixes when asked (README)
 N_BIG = 12_000  # above 10,000 lines: the vectorised path does the work
 AT = 6_000  # where a line under test is put inside the big block (its line number is AT + 1)
 
 
-def valid_line(i: int) -> bytes:
-    kind = ("last", "bid_ask", "mid_point")[i % 3]
-    rec: dict[str, Any] = {
-        "timestamp": f"2022-01-07T05:{i // 600 % 60:02d}:{i // 10 % 60:02d}.{i:06d}Z",
-        "contract_id": 1 + i % 17,
-        "tick_type": kind,
-    }
-    if kind == "bid_ask":
-        rec.update(bid_price=100 + i % 50 / 100, ask_size=300)
-    else:
-        rec.update(price=100 + i % 50 / 100, size=i % 7, symbol="AB", exchange="NYSE", conditions=["@"])
-    return json.dumps(rec, separators=(",", ":")).encode()
-
-
 BIG = [valid_line(i) for i in range(N_BIG)]
 GOOD = BIG[0]
+TS = b'"2022-01-07T05:00:00.000000Z"'
+
+
+def with_field(member: bytes) -> bytes:
+    """GOOD with one more member (raw JSON text) before its closing brace."""
+    return GOOD[:-1] + b"," + member + b"}"
+
 
 BAD_LINES: dict[str, tuple[bytes, str, str | None]] = {
     "invalid_json": (b'{"timestamp": "2022-01-07T05:00:00Z",', "invalid_json", None),
@@ -76,6 +72,40 @@ BAD_LINES: dict[str, tuple[bytes, str, str | None]] = {
     "ts_epoch_ms": (GOOD.replace(b'"2022-01-07T05:00:00.000000Z"', b"1641531600123"), "bad_timestamp", "timestamp"),
     "ts_before_1970": (GOOD.replace(b"2022-01-07", b"1969-07-20"), "bad_timestamp", "timestamp"),
     "ts_leap_second": (GOOD.replace(b"05:00:00.000000", b"23:59:60"), "bad_timestamp", "timestamp"),
+    # a key twice: JSON readers disagree on which copy wins, so the line is refused
+    "duplicate_key": (GOOD.replace(b"}", b',"price":7.5}'), "duplicate_field", "price"),
+    "duplicate_key_null": (GOOD.replace(b"}", b',"price":null}'), "duplicate_field", "price"),
+    "duplicate_unknown": (with_field(b'"x":1,"x":2'), "duplicate_field", "x"),
+    "duplicate_nested": (with_field(b'"venue":{"seq":1,"seq":1}'), "duplicate_field", "seq"),
+    # nesting: deeper than Python's decoder can follow, and just past the rule
+    "deep_unclosed": (b'{"a":' * 100_000, "too_deep", None),
+    "deep_array": (with_field(b'"x":' + b"[" * 100_000 + b"]" * 100_000), "too_deep", None),
+    "deep_65": (with_field(b'"x":' + b"[" * 64 + b"]" * 64), "too_deep", "x"),
+    # numbers: the same value written as 1e400 or 10**400 gets the same verdict, in any field
+    "extra_overflow": (with_field(b'"x":1e400'), "bad_value", "x"),
+    "extra_huge_integer": (with_field(b'"x":1' + b"0" * 400), "bad_value", "x"),
+    "integer_too_long": (with_field(b'"x":' + b"7" * 700), "bad_value", None),
+    "extra_nan": (with_field(b'"x":NaN'), "invalid_json", None),
+    "extra_infinity": (with_field(b'"x":-Infinity'), "invalid_json", None),
+    "cid_huge": (GOOD.replace(b'"contract_id":1', b'"contract_id":1' + b"0" * 400), "bad_value", "contract_id"),
+    "price_huge_integer": (GOOD.replace(b'"price":100.0', b'"price":1' + b"0" * 400), "bad_value", "price"),
+    # timestamps beyond what a datetime, a double or int64 microseconds hold
+    "ts_year_0": (GOOD.replace(b"2022-01-07", b"0000-01-07"), "bad_timestamp", "timestamp"),
+    "ts_year_10000": (GOOD.replace(b"2022-01-07", b"10000-01-07"), "bad_timestamp", "timestamp"),
+    "ts_epoch_overflow": (GOOD.replace(TS, b"1e400"), "bad_timestamp", "timestamp"),
+    "ts_epoch_beyond_int64_us": (GOOD.replace(TS, b"9223372036855.0"), "bad_timestamp", "timestamp"),
+    "ts_epoch_huge_integer": (GOOD.replace(TS, b"1" + b"0" * 30), "bad_timestamp", "timestamp"),
+    "ts_epoch_negative": (GOOD.replace(TS, b"-1.5"), "bad_timestamp", "timestamp"),
+    # bytes JSON forbids, or that are not one JSON object
+    "nul_in_string": (GOOD.replace(b'"AB"', b'"A\x00B"'), "invalid_json", None),
+    "nul_in_unknown": (with_field(b'"x":"a\x00b"'), "invalid_json", None),
+    "bom_mid_file": (b"\xef\xbb\xbf" + GOOD, "invalid_json", None),
+    "two_objects": (GOOD + GOOD, "invalid_json", None),
+    "two_objects_cr": (GOOD + b"\r" + GOOD, "invalid_json", None),
+    "form_feed": (b"\x0c", "invalid_json", None),
+    "empty_array": (b"[]", "not_an_object", None),
+    "null": (b"null", "not_an_object", None),
+    "string": (b'"str"', "not_an_object", None),
 }
 
 # Valid lines the vectorised reader cannot take as they are (and one it can): they must survive.
@@ -85,33 +115,29 @@ SLOW_VALID: dict[str, bytes] = {
     "naive": GOOD.replace(b"00.000000Z", b"00.000001"),
     "nanoseconds": GOOD.replace(b"00.000000Z", b"00.123456789Z"),
     "offset": GOOD.replace(b"05:00:00.000000Z", b"06:00:00.000001+01:00"),
-    "duplicate_key": GOOD.replace(b"}", b',"price":7.5}'),
+    "extra_nested": with_field(b'"venue":{"seq":5,"tags":["a",{"b":null}]}'),
+    "extra_known_names_nested": with_field(b'"venue":{"price":1,"timestamp":"x"}'),
+    "extra_unicode_key": with_field('"prix_€":1,"名":"値"'.encode()),
+    "extra_escaped_key": with_field(b'"\\u00e9t\\u00e9":true'),
+    "extra_minus_zero": with_field(b'"x":-0,"y":-0.0'),
+    "extra_big_integer": with_field(b'"x":123456789012345678901234567890'),
+    "extra_null": with_field(b'"x":null'),
+    "extra_escaped_quote": with_field(b'"note":"say \\"hi\\""'),
+    "extra_spaced": GOOD[:-1] + b' , "x" : 1 }',
+    "extra_64_deep": with_field(b'"x":' + b"[" * 63 + b"]" * 63),
+    "extra_and_null_field": with_field(b'"x":1').replace(b'"symbol":"AB"', b'"symbol":null'),
+    "known_key_escaped": GOOD.replace(b'"price"', b'"pr\\u0069ce"'),
+    "extra_last_python_spacing": GOOD[:-1] + b', "x": 1.5}',
+    "extra_last_decimal_long": with_field(b'"x":1.50'),
+    "extra_last_exponent": with_field(b'"x":1.5e3'),
+    "extra_last_string_spaced": GOOD[:-1] + b',"x" : "a b" }\r',
+    "extra_last_true": with_field(b'"x":true'),
+    "extra_last_long_integer": with_field(b'"x":-12345678901234567890'),
+    "extra_last_known_name_escaped": with_field(b'"pric\\u0065x":1'),
+    "extra_not_last": GOOD.replace(b'"price"', b'"x":1,"price"'),
+    "price_minus_zero": GOOD.replace(b'"price":100.0', b'"price":-0'),
+    "ts_epoch_minus_zero": GOOD.replace(TS, b"-0"),
 }
-
-
-def outcome(parsed: Parsed, shift: int = 0) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
-    """(rejects, rows) of a parse, with line numbers shifted by -`shift`; timestamps as µs ints."""
-    rejects = [(r.line - shift, r.kind, r.field, r.message, r.raw) for r in parsed.rejects]
-    table = parsed.table.set_column(0, "timestamp", parsed.table.column("timestamp").cast(pa.int64()))
-    rows = table.to_pylist()
-    for row in rows:
-        row[LINE] += parsed.first_line - shift
-    return rejects, rows
-
-
-def oracle(lines: list[bytes], first_line: int = 1) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]]]:
-    """Each non-blank line judged alone by `decode_line`."""
-    rejects, rows = [], []
-    for i, raw in enumerate(lines):
-        if not raw.strip():
-            continue
-        try:
-            row = decode_line(raw)
-        except Invalid as e:
-            rejects.append((first_line + i, e.kind, e.field, e.message, raw))
-        else:
-            rows.append({**row, LINE: first_line + i})
-    return rejects, rows
 
 
 def embedded(line: bytes) -> bytes:
@@ -182,6 +208,61 @@ def test_empty_input() -> None:
 def test_last_line_without_newline_is_parsed() -> None:
     parsed = parse_jsonl(GOOD + b"\n" + BIG[1])
     assert parsed.table.num_rows == 2
+
+
+# --- unknown fields: kept in `extra`, on the vectorised path ---------------------------------
+
+N_EXTRA = 1_500  # enough for pyarrow to read blocks and bisect; the judge checks every line
+EXTRA = [valid_line(i, unknown=True) for i in range(N_EXTRA)]
+EXTRA_BIG = [valid_line(i, unknown=True) for i in range(N_BIG)]
+
+
+def among_extra(line: bytes) -> list[bytes]:
+    return [*EXTRA[: N_EXTRA // 2], line, *EXTRA[N_EXTRA // 2 :]]
+
+
+def test_every_line_with_an_unknown_field_stays_on_the_fast_path() -> None:
+    parsed = parse_jsonl(b"\n".join(EXTRA_BIG) + b"\n")
+    assert parsed.stats["slow_lines"] == 0 and parsed.stats["bisections"] == 0
+    assert parsed.stats["fast_rows"] == parsed.stats["extra_lines"] == N_BIG
+    assert parsed.table.column("extra").to_pylist()[:2] == ['{"feed_seq":0}', '{"feed_seq":1}']
+    assert outcome(parsed) == oracle(EXTRA_BIG)
+
+
+def test_some_lines_with_unknown_fields_only_those_are_decoded_again() -> None:
+    lines = [valid_line(i, unknown=i % 100 == 0) for i in range(N_EXTRA)]
+    parsed = parse_jsonl(b"\n".join(lines) + b"\n")
+    assert parsed.stats["extra_lines"] == N_EXTRA // 100 and parsed.stats["slow_lines"] == 0
+    assert outcome(parsed) == oracle(lines)
+
+
+@pytest.mark.parametrize("name", sorted(BAD_LINES))
+def test_bad_line_among_lines_with_unknown_fields(name: str) -> None:
+    lines = among_extra(BAD_LINES[name][0])
+    parsed = parse_jsonl(b"\n".join(lines) + b"\n")
+    assert outcome(parsed) == oracle(lines)
+    assert parsed.stats["fast_rows"] >= N_EXTRA - 64
+
+
+@pytest.mark.parametrize("name", sorted(SLOW_VALID))
+def test_valid_line_among_lines_with_unknown_fields(name: str) -> None:
+    lines = among_extra(SLOW_VALID[name])
+    assert outcome(parse_jsonl(b"\n".join(lines) + b"\n")) == oracle(lines)
+
+
+def test_a_key_twice_is_refused_whichever_path_reads_it() -> None:
+    for raw in (b'{"timestamp":"2022-01-07T05:00:00Z","contract_id":1,"contract_id":2,"tick_type":"last","price":1}',
+                with_field(b'"x":{"a":1},"x":{"a":1}')):  # fmt: skip
+        for data in (raw + b"\n", embedded(raw), b"\n".join(among_extra(raw))):
+            assert [r.kind for r in parse_jsonl(data).rejects] == ["duplicate_field"]
+
+
+def test_extra_is_canonical_json_whatever_the_producer_wrote() -> None:
+    raw = GOOD[:-1] + b', "z" : [1.50, -0, 1E2], "a" : {"\\u00e9" : "\\/"} }'
+    for data in (raw + b"\n", b"\n".join(among_extra(raw))):
+        parsed = parse_jsonl(data)
+        extra = [e for e in parsed.table.column("extra").to_pylist() if e and '"z"' in e]
+        assert extra == ['{"a":{"\\u00e9":"/"},"z":[1.5,0,100.0]}']
 
 
 # --- blank lines and CRLF -----------------------------------------------------------------------
@@ -313,9 +394,19 @@ def valid_records(draw: st.DrawFn) -> dict[str, Any]:
             rec[name] = draw(_text)
     if draw(st.booleans()):
         rec["conditions"] = draw(st.lists(_text, max_size=3))
-    if draw(st.integers(0, 4)) == 0:
-        rec["venue_" + draw(st.sampled_from(["seq", "flags"]))] = draw(st.integers() | _text)
+    for _ in range(draw(st.sampled_from([0, 0, 0, 1, 2]))):  # unknown fields: kept in `extra`
+        rec[draw(_unknown_keys)] = draw(_unknown_values)
     return rec
+
+
+_unknown_keys = st.sampled_from(["venue_seq", "flags", "é", "名前", "a b", "Price"]) | st.text(max_size=4).filter(
+    lambda k: k not in KNOWN_FIELDS
+)
+_unknown_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | _text,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_text, inner, max_size=3),
+    max_leaves=6,
+)
 
 
 _BROKEN = {
@@ -333,11 +424,20 @@ _garbage = st.sampled_from(
 )
 
 
+def _twice(line: bytes, key: str) -> bytes:
+    """`line` (an object) with one more copy of its member `key`, written as text: dicts cannot hold it."""
+    obj = json.loads(line)
+    return line[:-1] + b"," + json.dumps({key: obj.get(key, 1)})[1:].encode()
+
+
 @st.composite
 def lines(draw: st.DrawFn) -> bytes:
-    choice = draw(st.integers(0, 9))
+    choice = draw(st.integers(0, 10))
     if choice <= 3:
         return json.dumps(draw(valid_records()), ensure_ascii=draw(st.booleans())).encode()
+    if choice == 10:
+        line = json.dumps(draw(valid_records())).encode()
+        return _twice(line, draw(st.sampled_from(sorted(json.loads(line)))))
     if choice <= 6:
         rec = draw(valid_records())
         how = draw(st.sampled_from(sorted(_BROKEN)))
@@ -356,7 +456,7 @@ def hypothesis_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
 
 
 @pytest.mark.usefixtures("hypothesis_home")
-@settings(max_examples=40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=FUZZ_EXAMPLES or 40, deadline=None, database=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(lines(), min_size=1, max_size=40), st.booleans())
 def test_random_mix_matches_the_judge_alone_and_in_a_big_file(mix: list[bytes], crlf: bool) -> None:
     end = b"\r\n" if crlf else b"\n"
