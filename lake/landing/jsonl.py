@@ -5,17 +5,12 @@ type) it is bisected until the failing lines are found, and only those go throug
 `ticklake.ticks.decode_line`, which decides and names the reason. Rows the fast path accepts
 pass the same rules, checked column-wise, so both paths agree on every line.
 
-A block with unknown fields is read again with pyarrow ignoring them; counting the quotes of
-each raw line against the strings pyarrow read shows which lines hold more (unknown keys, a
-key written twice, a null field). Of those, a line whose one unknown field is its last member,
-already written as `extra` writes it, gives that text directly; the others are decoded by
-Python's json to build their `extra`, and whatever the quotes do not account for goes to the judge.
+A block with unknown fields is read again with pyarrow ignoring them, and only the lines that
+carry more than the known fields get their `extra` built (`ticklake.landing.extras`).
 """
 
 from __future__ import annotations
 
-import json
-import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -26,20 +21,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.json as pj
 
+from ticklake.landing.extras import Quotes, decode_all, extra_of, last_member
+from ticklake.landing.rules import all_valid, valid_mask
 from ticklake.ticks import (
     LANDING_SCHEMA,
-    MAX_US,
-    MIN_US,
-    NUMBER_FIELDS,
     ROW_SCHEMA,
-    SIZE_FIELDS,
-    TEXT_FIELDS,
-    TICK_TYPES,
     TIMESTAMP,
     Invalid,
     decode_line,
-    reject_constant,
-    unknown_fields,
 )
 
 LINE = "_line"  # 0-based index of a row's line in `Parsed.lines`
@@ -81,8 +70,6 @@ _STRICT = _reading("error")
 _LENIENT = _reading("ignore")
 _UNEXPECTED = "unexpected field"
 _OUT_SCHEMA = ROW_SCHEMA.append(pa.field(LINE, pa.int64()))
-# Lines longer than this are decoded by the per-line judge alone, whose integer rule bounds the work.
-_BATCH_LINE_MAX = 1 << 16
 
 
 @dataclass
@@ -239,7 +226,7 @@ class _State:
             index = pa.array(np.arange(keep.start, keep.stop, dtype=np.int64))
         else:
             index = pa.array(keep, pa.int64())
-        if not _all_valid(table) and not pc.all(ok := _valid_mask(table)).as_py():
+        if not all_valid(table) and not pc.all(ok := valid_mask(table)).as_py():
             for i in pc.filter(index, pc.invert(ok)).to_pylist():
                 self.judge(i)
             table, index = table.filter(ok), index.filter(ok)
@@ -250,7 +237,7 @@ class _State:
         self.stats["fast_rows"] += table.num_rows
         self.pieces.append(table.append_column(LINE, index))
 
-    def _fast(self, block: bytes, expected: int) -> tuple[pa.Table, _Quotes | None]:
+    def _fast(self, block: bytes, expected: int) -> tuple[pa.Table, Quotes | None]:
         """The rows of a block (`extra` null), and the quote counts of its lines when some hold more
         than their known fields."""
         read = pj.ReadOptions(use_threads=self.use_threads, block_size=1 << 22)
@@ -262,14 +249,14 @@ class _State:
                 raise
             raw, stamps, text_stamps = _read(block, read, _LENIENT)
             if raw.num_rows == expected:
-                quotes = _Quotes.of(raw, block, text_stamps)
+                quotes = Quotes.of(raw, block, text_stamps)
         if raw.num_rows != expected:
             raise ValueError("row count differs from line count")
         columns = [stamps, *(raw.column(name) for name in ROW_SCHEMA.names[1:-1])]
         columns.append(pa.nulls(raw.num_rows, pa.string()))
         return pa.Table.from_arrays(columns, schema=ROW_SCHEMA), quotes
 
-    def _add_extra(self, table: pa.Table, index: pa.Array, quotes: _Quotes) -> tuple[pa.Table, pa.Array]:
+    def _add_extra(self, table: pa.Table, index: pa.Array, quotes: Quotes) -> tuple[pa.Table, pa.Array]:
         """Fill in `extra` of the rows whose lines hold more strings than their known fields; a line
         Python's json reads otherwise than the quotes say, or that breaks a rule, goes to the judge."""
         flagged = quotes.flagged()
@@ -281,15 +268,15 @@ class _State:
         extras: list[str | None] = [None] * table.num_rows
         settled = np.zeros(len(flagged), dtype=bool)
         # Usually the one unknown field is the last, and written as `extra` writes it: its text is
-        # taken as it is when the quotes before it are exactly the known fields' (see `_last_member`).
+        # taken as it is when the quotes before it are exactly the known fields' (see `ticklake.landing.extras.last_member`).
         known_quotes = (2 * quotes.strings[flagged]).tolist()
         for j, (r, i) in enumerate(zip(flagged.tolist(), lines[flagged].tolist(), strict=True)):
-            text = _last_member(split[i], known_quotes[j])
+            text = last_member(split[i], known_quotes[j])
             if text is not None:
                 extras[r] = text
                 settled[j] = True
         rest = np.flatnonzero(~settled)
-        decoded = [_extra_of(obj) for obj in _decode_all([split[i] for i in lines[flagged[rest]].tolist()])]
+        decoded = [extra_of(obj) for obj in decode_all([split[i] for i in lines[flagged[rest]].tolist()])]
         keys = np.array([k for _, k, _ in decoded], dtype=np.int64)
         inner = np.array([n for _, _, n in decoded], dtype=np.int64)
         # A key written twice, or an escaped quote, leaves quotes the decoded object does not explain.
@@ -356,186 +343,3 @@ def _read(block: bytes, read: pj.ReadOptions, reading: _Reading) -> tuple[pa.Tab
     raw = pj.read_json(pa.BufferReader(block), read_options=read, parse_options=reading.epoch)
     micros = pc.round(pc.multiply(raw.column("timestamp"), 1_000_000.0))
     return raw, pc.cast(pc.cast(micros, pa.int64()), TIMESTAMP), False
-
-
-@dataclass
-class _Quotes:
-    """Per row: known keys (fields not null), JSON strings of the known fields (keys included), and
-    the `"` bytes of its raw line. A line holds exactly its known fields when its quotes are twice
-    their strings: every key and string value brings two, and an unknown key, a null field or a
-    key written twice brings more."""
-
-    keys: np.ndarray
-    strings: np.ndarray
-    quotes: np.ndarray
-
-    @classmethod
-    def of(cls, raw: pa.Table, block: bytes, text_stamps: bool) -> _Quotes | None:
-        """The counts of a block read ignoring unknown fields; None when no line holds more."""
-        n = raw.num_rows
-        keys = np.zeros(n, dtype=np.int64)
-        for name in LANDING_SCHEMA.names:
-            keys += _valid(raw.column(name))
-        strings = keys.copy()
-        for name in ("tick_type", *TEXT_FIELDS, *(("timestamp",) if text_stamps else ())):
-            strings += _valid(raw.column(name))
-        strings += pc.fill_null(pc.list_value_length(raw.column("conditions").combine_chunks()), 0).to_numpy()
-        if block.count(b'"') == 2 * int(strings.sum()):  # no line holds more (none can hold less)
-            return None
-        return cls(keys, strings, _line_quotes(block, n))
-
-    def filter(self, mask: np.ndarray) -> _Quotes:
-        """The counts of the rows kept by `mask`."""
-        return _Quotes(self.keys[mask], self.strings[mask], self.quotes[mask])
-
-    def flagged(self) -> np.ndarray:
-        """Rows whose lines hold more than their known fields."""
-        return np.flatnonzero(self.quotes != 2 * self.strings)
-
-    def explained(self, rows: np.ndarray, keys: np.ndarray, inner: np.ndarray) -> np.ndarray:
-        """Whether decoded objects of `keys` keys, whose unknown fields hold `inner` strings, account
-        for every quote of the lines of `rows` (the known fields' values bring the same strings)."""
-        return 2 * (self.strings[rows] - self.keys[rows] + keys + inner) == self.quotes[rows]
-
-
-def _valid(column: pa.ChunkedArray) -> np.ndarray:
-    return pc.is_valid(column.combine_chunks()).to_numpy(zero_copy_only=False)
-
-
-def _line_quotes(block: bytes, n: int) -> np.ndarray:
-    """The `"` bytes of each of the `n` lines of `block`."""
-    buffer = np.frombuffer(block, dtype=np.uint8)
-    ends = np.flatnonzero(buffer == 10)
-    if len(ends) == n - 1:  # the last line has no line break
-        ends = np.append(ends, len(buffer))
-    if len(ends) != n:
-        raise ValueError("line count differs from row count")
-    return np.diff(np.searchsorted(np.flatnonzero(buffer == 34), ends), prepend=0)
-
-
-# The last member of a line, when `extra` writes it as it stands (but for spaces around the colon):
-# a printable ASCII key and an integer, a decimal, a plain printable ASCII string or a constant;
-# then the line's closing brace.
-_TEXT = rb'"[ !#-\[\]-~]*"'
-_LAST_MEMBER = re.compile(
-    rb"(%s)[ \t\r]*:[ \t\r]*(0|-?[1-9][0-9]{0,17}|-?(?:0|[1-9][0-9]*)\.[0-9]+(?:[eE][-+]?[0-9]+)?|%s|true|false|null)"
-    rb"[ \t\r]*\}[ \t\r]*" % (_TEXT, _TEXT)
-)
-
-
-_KNOWN_BYTES = frozenset(name.encode() for name in LANDING_SCHEMA.names)
-
-
-def _last_member(line: bytes, known_quotes: int) -> str | None:
-    """`extra` of a line whose only unknown field is its last member, written (nearly) as `extra`
-    writes it; None when the line is not of that shape (the general path decides it).
-
-    The key of the last member ends at the last `":`; with the quotes before its opening quote
-    exactly those of the known fields' strings, everything before it is known fields, each once.
-    A backslash cannot fool this: an escaped quote before the key adds a quote, and one in it
-    fails the pattern. A decimal is taken when it is already Python's shortest form of its double.
-    """
-    end = line.rfind(b'":')
-    start = line.rfind(b'"', 0, end) if end > 0 else -1
-    if start < 0 or line[start + 1 : end] in _KNOWN_BYTES or line.count(b'"', 0, start) != known_quotes:
-        return None
-    member = _LAST_MEMBER.fullmatch(line, start)
-    if member is None:
-        return None
-    key, value = member.group(1, 2)
-    if value[:1] != b'"' and b"." in value and repr(float(value)).encode() != value:
-        return None
-    return "{" + key.decode("ascii") + ":" + value.decode("ascii") + "}"
-
-
-def _extra_of(obj: dict[str, Any] | None) -> tuple[str | None, int, int]:
-    """`extra` of a decoded line, its key count and the strings its unknown fields hold; key count
-    -1 when Python's json refused the line or it breaks a rule (the judge names which)."""
-    if obj is None:
-        return None, -1, 0
-    try:
-        text, inner = unknown_fields(obj)
-    except Invalid:
-        return None, -1, 0
-    return text, len(obj), inner
-
-
-def _decode_all(raws: list[bytes]) -> list[dict[str, Any] | None]:
-    """Python's json reading of each line (one call for all, usually); None where it refuses a line
-    or gets something other than an object, and for lines too long to be read here."""
-    if all(len(raw) <= _BATCH_LINE_MAX for raw in raws):
-        try:
-            objs = json.loads("[" + b",".join(raws).decode("utf-8") + "]", parse_constant=reject_constant)
-        except (ValueError, RecursionError):  # UnicodeDecodeError is a ValueError
-            pass
-        else:
-            if len(objs) == len(raws) and all(type(obj) is dict for obj in objs):
-                return objs
-    out: list[dict[str, Any] | None] = []
-    for raw in raws:
-        obj = None
-        if len(raw) <= _BATCH_LINE_MAX:
-            try:
-                obj = json.loads(raw.decode("utf-8"), parse_constant=reject_constant)
-            except (ValueError, RecursionError):
-                pass
-        out.append(obj if type(obj) is dict else None)
-    return out
-
-
-def _all_valid(t: pa.Table) -> bool:
-    """True when every row passes `_valid_mask`, decided from a few aggregates (the usual block).
-
-    Aggregates cost a fraction of building the row mask; False only means "build the mask".
-    """
-    ts, contract, tick, price = (t.column(n) for n in ("timestamp", "contract_id", "tick_type", "price"))
-    if ts.null_count or contract.null_count or tick.null_count or pc.list_flatten(t.column("conditions")).null_count:
-        return False
-    bounds, ids = pc.min_max(pc.cast(ts, pa.int64())).as_py(), pc.min_max(contract).as_py()
-    if not (bounds["min"] >= MIN_US and bounds["max"] < MAX_US and ids["min"] > 0):
-        return False
-    if not set(pc.unique(tick).to_pylist()) <= set(TICK_TYPES):
-        return False
-    for name in NUMBER_FIELDS:
-        col = t.column(name)
-        if col.null_count == len(col):
-            continue
-        if not math.isfinite(pc.sum(col).as_py()):  # NaN and infinities make the sum non-finite
-            return False
-        if name in SIZE_FIELDS and pc.min(col).as_py() < 0:
-            return False
-    quotes = pc.equal(tick, "bid_ask")
-    if price.null_count and not pc.all(pc.or_(quotes, pc.is_valid(price))).as_py():
-        return False
-    if not pc.any(quotes).as_py():
-        return True
-    sides = pc.or_(pc.is_valid(t.column("bid_price")), pc.is_valid(t.column("ask_price")))
-    return bool(pc.all(pc.or_(pc.invert(quotes), sides)).as_py())
-
-
-def _valid_mask(t: pa.Table) -> pa.ChunkedArray:
-    """Rows that pass every rule of `ticklake.ticks.validate` (False where it would reject)."""
-    ts = pc.cast(t.column("timestamp"), pa.int64())
-    ok = pc.and_kleene(pc.is_valid(ts), pc.is_valid(t.column("contract_id")))
-    ok = pc.and_(ok, pc.fill_null(pc.and_(pc.greater_equal(ts, MIN_US), pc.less(ts, MAX_US)), False))
-    ok = pc.and_(ok, pc.fill_null(pc.greater(t.column("contract_id"), 0), False))
-    tick = t.column("tick_type")
-    ok = pc.and_(ok, pc.fill_null(pc.is_in(tick, pa.array(TICK_TYPES)), False))
-    for name in NUMBER_FIELDS:
-        col = t.column(name)
-        ok = pc.and_(ok, pc.fill_null(pc.is_finite(col), True))
-        if name in SIZE_FIELDS:
-            ok = pc.and_(ok, pc.fill_null(pc.greater_equal(col, 0.0), True))
-    conditions = t.column("conditions")
-    if conditions.null_count < len(conditions):
-        items = pc.list_flatten(conditions)
-        if items.null_count:  # a null inside the list is not a string: the per-line judge rejects it
-            parents = pc.filter(pc.list_parent_indices(conditions), pc.is_null(items))
-            bad = np.zeros(len(conditions), dtype=bool)
-            bad[parents.to_numpy()] = True
-            ok = pc.and_(ok, pa.array(~bad))
-    needs_price = pc.fill_null(pc.is_in(tick, pa.array(["last", "mid_point"])), False)
-    ok = pc.and_(ok, pc.or_(pc.invert(needs_price), pc.is_valid(t.column("price"))))
-    is_quote = pc.fill_null(pc.equal(tick, "bid_ask"), False)
-    has_side = pc.or_(pc.is_valid(t.column("bid_price")), pc.is_valid(t.column("ask_price")))
-    return pc.and_(ok, pc.or_(pc.invert(is_quote), has_side))

@@ -7,6 +7,7 @@ the retained copies.
 
 from __future__ import annotations
 
+import codecs
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,8 +37,10 @@ def read_segment(path: Path, data: bytes, digest: str, hour: int, parse_threads:
     Rows come from the segment's sidecar when ingest left one bound to this exact content
     (every line valid, parsed once already), otherwise from parsing the JSONL.
     """
+    rows = read_sidecar(path, digest, len(data), Lines(data).count)
+    if data.startswith(codecs.BOM_UTF8):
+        data = data[len(codecs.BOM_UTF8) :]  # a byte-order mark some producers write first, as ingest allows
     lines = Lines(data)
-    rows = read_sidecar(path, digest, len(data), len(lines))
     if rows is not None:
         parsed = Parsed(rows.append_column(LINE, pa.array(np.arange(rows.num_rows, dtype=np.int64))), [], lines, 0)
     else:

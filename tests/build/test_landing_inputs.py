@@ -47,3 +47,12 @@ def test_a_rewritten_source_exits_1_and_appends_nothing(tmp_path: Path) -> None:
     assert error.startswith(f"Error: {source}: changed since it was ingested")
     again = run("--root", str(root), "ingest", "--again", str(source))
     assert again.returncode == 0 and again.stdout.startswith("ingested 2 lines: 2 appended")
+
+
+def test_a_producer_segment_starting_with_a_byte_order_mark_is_read_like_ingest_reads_it(tmp_path: Path) -> None:
+    root = tmp_path / "lake"
+    folder = root / "landing" / "ticks" / "date=2022-01-07" / "hour=05"
+    folder.mkdir(parents=True)
+    (folder / "rec-000001.jsonl").write_bytes(b"\xef\xbb\xbf" + jsonl([tick(), tick(price=2.0)]))
+    done = run("--root", str(root), "compact", "--all")
+    assert done.returncode == 0 and "2 lines -> 2 stored, 0 quarantined" in done.stdout, done.stdout + done.stderr
