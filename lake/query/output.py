@@ -154,8 +154,9 @@ def save_result(lake: LakeConnection, query: str, output: Path) -> int:
 
 
 def _refuse_inside_lake(lake: LakeConnection, output: Path) -> None:
-    """A result written over a data file would corrupt the lake it was read from."""
+    """A result written over a data file would corrupt the lake it was read from, and one left in the
+    lake's own folders would look like its data (or a crash leftover) to check, repair and vacuum."""
     target = output.resolve()
-    for folder in (lake.root / dataset.spec.location for dataset in lake.catalog.datasets()):
-        if target.is_relative_to(folder.resolve()):
-            raise ConfigError(f"{output}: inside the lake's data folder {folder}; write results elsewhere")
+    for folder in (lake.root / "lake", lake.root / "landing", lake.root / "catalog.sqlite"):
+        if target == folder.resolve() or target.is_relative_to(folder.resolve()):
+            raise ConfigError(f"{output}: inside the lake's own folder {folder}; write results elsewhere")

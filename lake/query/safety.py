@@ -68,6 +68,12 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
     Traceback (most recent call last):
     ticklake.errors.QueryRefused: read-only query: statement 2 of 2: COPY reads or writes files directly; needs --unsafe ...
     """
+    tokens = _tokens(query)
+    for here, after in zip(tokens, tokens[1:], strict=False):
+        # DuckDB expands IMPORT DATABASE into the SQL files of a folder, read once to be checked and
+        # again to be run: what runs need not be what was checked, so it is refused unread.
+        if here.kind == "keyword" and here.word == "import" and after.word == "database":
+            raise QueryRefused(f"read-only query: IMPORT DATABASE runs the SQL files of a folder; {ADVICE}")
     statements = con.extract_statements(query)
     for i, statement in enumerate(statements, start=1):
         refusal = _refusal(con, statement.type, statement.query)

@@ -94,11 +94,15 @@ def test_the_statement_check_lets_reads_and_session_state_through(query: str) ->
     check_read_only(duckdb.connect(), query)
 
 
-def test_import_database_is_judged_by_the_statements_it_imports(tmp_path: Path) -> None:
-    (tmp_path / "schema.sql").write_text(f"COPY (SELECT 42) TO '{tmp_path / 'leaked.csv'}';\n")
+@pytest.mark.parametrize("schema", ["CREATE TABLE harmless (a INT);\n", "COPY (SELECT 42) TO '{leak}';\n"])
+def test_import_database_is_refused_unread(tmp_path: Path, schema: str) -> None:
+    """Its files are read once to be checked and again to be run, so they could be swapped in between."""
+    (tmp_path / "schema.sql").write_text(schema.format(leak=tmp_path / "leaked.csv"))
     (tmp_path / "load.sql").write_text("")
-    with pytest.raises(QueryRefused, match="COPY reads or writes files directly"):
-        check_read_only(duckdb.connect(), f"IMPORT DATABASE '{tmp_path}'")
+    for query in (f"IMPORT DATABASE '{tmp_path}'", f"select 1; /* x */ import\n database '{tmp_path}'"):
+        with pytest.raises(QueryRefused, match=r"IMPORT DATABASE runs the SQL files of a folder; needs --unsafe"):
+            check_read_only(duckdb.connect(), query)
+    check_read_only(duckdb.connect(), "SELECT 'import database' AS words")  # words in a string are words
     assert not (tmp_path / "leaked.csv").exists()
 
 
@@ -204,10 +208,13 @@ def test_output_files_are_written_by_ticklake_and_never_into_the_lake(history_la
         done = run_cli("--root", str(history_lake), "sql", "SELECT * FROM ticks WHERE hour = 7", "--output", str(out))
         assert done.returncode == 0 and done.stderr == f"wrote 2 rows to {out}\n"
     assert (tmp_path / "results" / "r.csv").read_text().count("\n") == 3
-    inside = history_lake / "lake" / "ticks" / "result.parquet"
-    refused = run_cli("--root", str(history_lake), "sql", "SELECT 1", "--output", str(inside))
-    assert refused.returncode == 1
-    assert refused.stderr == (
-        f"Error: {inside}: inside the lake's data folder {history_lake.resolve() / 'lake' / 'ticks'}; write results elsewhere\n"
-    )
-    assert not inside.exists()
+    for folder, inside in [
+        ("lake", history_lake / "lake" / "ticks" / "result.parquet"),
+        ("lake", history_lake / "lake" / "x.parquet"),  # not a dataset's folder, yet where check and vacuum look
+        ("landing", history_lake / "landing" / "r.csv"),
+    ]:
+        refused = run_cli("--root", str(history_lake), "sql", "SELECT 1", "--output", str(inside))
+        assert refused.returncode == 1
+        own = history_lake.resolve() / folder
+        assert refused.stderr == f"Error: {inside}: inside the lake's own folder {own}; write results elsewhere\n"
+        assert not inside.exists()
