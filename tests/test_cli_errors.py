@@ -263,3 +263,31 @@ def test_a_full_disk_in_a_later_compaction_loses_nothing(tmp_path: Path, leave: 
         assert json.loads(run("--root", str(root), "sql", "SELECT count(*) AS n FROM ticks", "--format", "json").stdout) == {
             "n": 3010
         }
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (
+            ("vacuum", "--older-than", "3000000d"),
+            "Error: --older-than '3000000d': longer than the lake can be old (at most 36500d)",
+        ),
+        (
+            ("vacuum", "--older-than", " 5s"),
+            "Error: --older-than ' 5s': expected a whole number followed by s, m, h or d (e.g. 0s, 90m, 36h, 7d)",
+        ),
+        (
+            ("sql", "--snapshot", "99999999999999999999999", "SELECT 1"),
+            "Error: lake {root}: no snapshot 99999999999999999999999 (snapshots are 1 to 3)",
+        ),
+        (
+            ("sql", "--as-of", "0001-01-01T00:00:00+01:00", "SELECT 1"),
+            "Error: as-of '0001-01-01T00:00:00+01:00': out of range; expected an ISO-8601 time with Z or an offset"
+            " (2022-01-07T06:30:00Z, 2022-01-07T01:30:00-05:00) or a date (2022-01-07)",
+        ),
+        (("compact", "--hour", "0001-01-01T00"), "Error: hour '0001-01-01T00': outside 1970-2099, the years ticks may have"),
+        (("rollup", "--hour", "2100-01-01T00"), "Error: hour '2100-01-01T00': outside 1970-2099, the years ticks may have"),
+    ],
+)
+def test_out_of_range_values_are_one_line_errors(lake: Path, args: tuple[str, ...], line: str) -> None:
+    fails_with(run("--root", str(lake), *args), line.format(root=lake))

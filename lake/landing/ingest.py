@@ -352,7 +352,9 @@ class _Reader:
             ok = self.position + len(self.buffered) >= cp.offset
             at = cp.offset - self.position
             self.tail = self.buffered[max(0, at - TAIL_BYTES) : at] if ok else b""
-        if ok and tail_hash(self.tail) == cp.tail_sha256:
+        if not ok:
+            return self.changed(cp, f"it is shorter than the {cp.offset:,} bytes ingested")
+        if tail_hash(self.tail) == cp.tail_sha256:
             return None
         return self.changed(cp, "not with the same bytes")
 

@@ -9,6 +9,7 @@ from ticklake.errors import ConfigError
 FORMS = "a whole number followed by s, m, h or d (e.g. 0s, 90m, 36h, 7d)"
 _DURATION = re.compile(r"([0-9]+)([smhd])")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_LONGEST = 36500 * 86400  # a hundred years: anything longer keeps everything, and overflows dates
 
 
 def parse_duration(text: str | None, what: str = "duration") -> float:
@@ -22,7 +23,10 @@ def parse_duration(text: str | None, what: str = "duration") -> float:
     """
     if text is None:
         raise ConfigError(f"{what} missing: expected {FORMS}")
-    m = _DURATION.fullmatch(text.strip())
-    if m is None:
+    m = _DURATION.fullmatch(text)
+    if m is None or len(m.group(1)) > 12:
         raise ConfigError(f"{what} {text!r}: expected {FORMS}")
-    return float(int(m.group(1)) * _SECONDS[m.group(2)])
+    seconds = float(int(m.group(1)) * _SECONDS[m.group(2)])
+    if seconds > _LONGEST:
+        raise ConfigError(f"{what} {text!r}: longer than the lake can be old (at most 36500d)")
+    return seconds

@@ -66,7 +66,10 @@ def parse_as_of(value: str | datetime | date) -> datetime:
             moment = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1] in "Zz" else text)
         except ValueError as e:
             raise ConfigError(f"as-of {value!r}: {e}; expected {AS_OF_FORMS}") from e
-    return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    try:
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except OverflowError as e:  # a time near year 1 or 9999 whose offset takes it out of range
+        raise ConfigError(f"as-of {value!r}: out of range; expected {AS_OF_FORMS}") from e
 
 
 def choose_snapshot(catalog: Catalog, snapshot: int | None, as_of: str | datetime | date | None) -> SnapshotChoice:
@@ -75,7 +78,7 @@ def choose_snapshot(catalog: Catalog, snapshot: int | None, as_of: str | datetim
         raise ConfigError("give either --snapshot or --as-of, not both (snapshot= or as_of= in Python)")
     lake = catalog.path.parent
     if snapshot is not None:
-        if not catalog.has_snapshot(snapshot):
+        if not 1 <= snapshot <= catalog.current_snapshot() or not catalog.has_snapshot(snapshot):
             raise NotFoundError(f"lake {lake}: no snapshot {snapshot} (snapshots are 1 to {catalog.current_snapshot()})")
         return SnapshotChoice(snapshot, "as asked")
     if as_of is None:

@@ -52,6 +52,8 @@ def parse_hour(text: str) -> int:
         start = datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}:00:00+00:00")
     except ValueError as e:
         raise ConfigError(f"hour {text!r}: {e}") from e
+    if not 1970 <= start.year <= 2099:  # the years a tick's timestamp may have
+        raise ConfigError(f"hour {text!r}: outside 1970-2099, the years ticks may have")
     return int(start.timestamp()) // 3600
 
 

@@ -318,6 +318,10 @@ def test_a_rewritten_file_is_reported_not_doubled(config: LakeConfig, tmp_path: 
     assert report.rewritten[0].endswith("nothing appended — `ticklake ingest --again` ingests it whole as a new source")
     again = ingest_files(config, [source], again=True)
     assert (again.appended, again.rewritten) == (3, [])
+    source.write_text(GOOD + "\n")  # truncated: shorter than what was ingested
+    (shorter,) = ingest_files(config, [source]).rewritten
+    first = len(GOOD + "\n" + GOOD.replace("100.25", "1") + "\n")  # what the first ingest read
+    assert f"but it is shorter than the {first:,} bytes ingested" in shorter
 
 
 def test_an_unterminated_last_line_waits_until_it_is_complete(config: LakeConfig, tmp_path: Path) -> None:
