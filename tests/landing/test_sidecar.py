@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.ipc as ipc
 import pyarrow.parquet as pq
+import pytest
 
 from ticklake.build.compaction import compact_all
 from ticklake.config import LakeConfig
@@ -101,3 +103,71 @@ def test_orphan_sidecars_are_purged_once_old(config: LakeConfig, write_jsonl: Wr
     os.utime(orphan, (old, old))
     assert purge_orphan_sidecars(landing_dir(config.root)) == 1
     assert not orphan.exists() and sidecar_path(segment.path).exists()
+
+
+def _flip(at: float) -> Callable[[Path], None]:
+    """Flip one byte at offset `at` (from the end when negative, a fraction of the size when below 1)."""
+
+    def damage(path: Path) -> None:
+        raw = bytearray(path.read_bytes())
+        i = int(at * len(raw)) if 0 < at < 1 else int(at)
+        raw[i] ^= 0x40
+        path.write_bytes(bytes(raw))
+
+    return damage
+
+
+def _rewrite(*, keep_header: bool, edit: bool = True, version: bytes | None = None) -> Callable[[Path], None]:
+    """Rewrite the sidecar's Arrow file with pyarrow, keeping its schema metadata, one contract_id changed."""
+
+    def damage(path: Path) -> None:
+        raw = path.read_bytes()
+        start = raw.index(b"ARROW1")  # where the Arrow file begins, after whatever precedes it
+        table = ipc.open_file(pa.py_buffer(raw[start:])).read_all()
+        if edit:
+            ids = table.column("contract_id").to_pylist()
+            ids[0] += 1
+            table = table.set_column(table.schema.get_field_index("contract_id"), "contract_id", pa.array(ids))
+            table = table.cast(ipc.open_file(pa.py_buffer(raw[start:])).schema)  # the metadata as it was
+        if version is not None:
+            table = table.replace_schema_metadata({**table.schema.metadata, b"ticklake.sidecar": version})
+        sink = pa.BufferOutputStream()
+        with ipc.new_file(sink, table.schema) as out:
+            out.write_table(table)
+        path.write_bytes((raw[:start] if keep_header else b"") + sink.getvalue().to_pybytes())
+
+    return damage
+
+
+DAMAGE = {
+    **{f"flipped byte at {at}": _flip(at) for at in (3, 30, 70, 0.25, 0.5, 0.75, -3)},
+    "truncated": lambda path: path.write_bytes(path.read_bytes()[: path.stat().st_size // 2]),
+    "truncated inside the header": lambda path: path.write_bytes(path.read_bytes()[:40]),
+    "empty": lambda path: path.write_bytes(b""),
+    "rewritten with pyarrow, one value changed": _rewrite(keep_header=False),
+    "rewritten with pyarrow behind the original header": _rewrite(keep_header=True),
+    "old format (no digest)": _rewrite(keep_header=False, edit=False, version=b"1"),
+}
+
+
+@pytest.mark.parametrize("damage", DAMAGE.values(), ids=DAMAGE.keys())
+def test_sidecar_not_exactly_as_written_is_never_used(
+    config: LakeConfig, tmp_path: Path, write_jsonl: Write, make_tick: Any, damage: Callable[[Path], None]
+) -> None:
+    ingest_files(config, [write_jsonl("in.jsonl", _records(make_tick))])
+    parsed = LakeConfig(root=tmp_path / "parsed", writer_id="test")
+    shutil.copytree(config.root, parsed.root)
+    for sidecar in landing_dir(parsed.root).rglob("*.arrow"):
+        sidecar.unlink()
+    segments = sealed_segments(config.root)
+    for segment in segments:
+        damage(sidecar_path(segment.path))
+        data = segment.path.read_bytes()
+        assert read_sidecar(segment.path, sha256_hex(data), len(data), data.count(b"\n")) is None
+
+    results = compact_all(config)
+    assert sum(r.from_sidecar for r in results) == 0 and sum(r.segments for r in results) == len(segments)
+    assert [(r.lines, r.stored, r.quarantined) for r in results] == [
+        (r.lines, r.stored, r.quarantined) for r in compact_all(parsed)
+    ]
+    assert _stored(config).equals(_stored(parsed))  # exactly the segments' ticks, parsed from the JSONL
