@@ -41,6 +41,8 @@ def catalog_error(e: sqlite3.Error, path: Path) -> CatalogError:
     'CatalogCorrupt'
     >>> str(catalog_error(sqlite3.OperationalError("database or disk is full"), Path("c.sqlite")))
     'catalog c.sqlite: database or disk is full'
+    >>> str(catalog_error(sqlite3.OperationalError("disk I/O error"), Path("c.sqlite")))
+    'catalog c.sqlite: disk I/O error (is the disk full?)'
     """
     code = result_code(e)
     text = str(e)
@@ -51,6 +53,9 @@ def catalog_error(e: sqlite3.Error, path: Path) -> CatalogError:
         return CatalogCorrupt(message)
     if code in _READ_ONLY or "readonly database" in text:
         return CatalogError(f"catalog {path}: read-only ({text})")
+    # SQLite names no cause; on a full disk it is the -wal or -shm file that could not grow.
+    if code == sqlite3.SQLITE_IOERR or text.startswith("disk I/O error"):
+        return CatalogError(f"catalog {path}: disk I/O error (is the disk full?)")
     return CatalogError(message)
 
 

@@ -199,6 +199,16 @@ def unreconciled_hours(catalog: Catalog) -> set[str]:
     return {h for (summary,) in rows for h in json.loads(summary).get("unreconciled_hours", [])}
 
 
+def doubled_segments(catalog: Catalog) -> dict[str, list[str]]:
+    """Per hour, the segments waiting in the buffer when the catalog was rebuilt whose rows a file
+    the rebuild kept held already (`ticklake.maintenance.rebuild`): compacting them counts them twice."""
+    found: dict[str, list[str]] = {}
+    for (summary,) in catalog.db.execute("SELECT summary FROM snapshots WHERE operation = 'rebuild'"):
+        for hour, paths in json.loads(summary).get("doubled_segments", {}).items():
+            found.setdefault(hour, []).extend(paths)
+    return found
+
+
 def rows_dropped(catalog: Catalog, dataset: str) -> dict[str, int]:
     """Per event hour of `dataset`, the rows that went with lost files repair dropped and could not re-compact."""
     dropped: dict[str, int] = {}

@@ -354,6 +354,8 @@ def repair(ctx: click.Context, drop_lost: bool, reindex: bool, dry_run: bool, re
         for line in rebuilt.lines():
             click.echo(line)
         click.echo(rebuilt.summary())
+        if rebuilt.unfixed:
+            sys.exit(1)
         return
     if force:
         raise ConfigError("--force only goes with --rebuild-catalog")

@@ -18,11 +18,12 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ticklake.access import open_catalog
-from ticklake.catalog import Catalog, CatalogError
+from ticklake.catalog import Catalog, CatalogCorrupt
 from ticklake.catalog.maintenance import (
     INDEX_TABLES,
     HourCounts,
     StoredFile,
+    doubled_segments,
     held_leases,
     live_rows_by_hour,
     orphan_index_rows,
@@ -58,27 +59,33 @@ def check_lake(config: LakeConfig, *, now: float | None = None) -> Report:
             message = f"is missing while {len(scan.data):,} data files exist: `ticklake repair --rebuild-catalog` rebuilds it"
             report.findings.append(Finding("catalog", name, message, Path(name)))
         report.findings += leftover_findings(scan, set(scan.data), set(), now)  # orphans cannot be told without it
+        report.findings += _stray_findings(config, scan, set())
     elif (problem := catalog_problem(config.catalog_path)) is not None:
         message = f"is damaged ({problem}): `ticklake repair --rebuild-catalog --force` moves it aside and rebuilds it"
         report.findings.append(Finding("catalog", name, message, Path(name)))
+        report.findings += _stray_findings(config, scan, set())
     else:
         with open_catalog(config) as catalog:
             _check_with_catalog(config, catalog, scan, report, now)
-    report.findings += _stray_findings(config, scan)
     return report
 
 
 def catalog_problem(path: Path) -> str | None:
-    """What is wrong with a catalog file (not a ticklake catalog, damaged pages, unreadable tables), or None."""
+    """What is wrong with a catalog file (not a ticklake catalog, damaged pages, unreadable tables), or None.
+
+    Only damage: any other error of the catalog (a full disk, a read-only folder, a lock) is raised,
+    since moving the catalog aside and rebuilding it would throw away its history for nothing.
+    """
     try:
         with Catalog(path, read_only=True) as catalog:
-            problems = [str(r[0]) for r in catalog.db.execute("PRAGMA quick_check").fetchall()]
+            rows = catalog.db.execute("PRAGMA quick_check").fetchall()
+            problems = [line for r in rows for line in str(r[0]).splitlines()]  # one message may span lines
             if problems != ["ok"]:
                 return "; ".join(problems[:3])
             for table in ("datasets", "snapshots", "files", "segments", *INDEX_TABLES):
                 catalog.db.execute(f"SELECT count(*) FROM {table}").fetchone()
-    except CatalogError as e:  # damaged pages and unreadable tables, translated by the catalog's connection
-        return str(e).removeprefix(f"catalog {path}: ")
+    except CatalogCorrupt as e:  # damaged pages and unreadable tables; a full disk or a lock passes through as itself
+        return "; ".join(str(e).removeprefix(f"catalog {path}: ").splitlines())
     return None
 
 
@@ -107,8 +114,10 @@ def _check_with_catalog(config: LakeConfig, catalog: Catalog, scan: DiskScan, re
             rows = live_rows.get(hour, (0, 0))[0]
             report.findings += reconcile_findings(hour, counts.get(hour), rows, dropped.get(hour, 0), hour in unreconciled)
         sealed = [s.path.relative_to(config.root).as_posix() for s in scan_buffer(config.root).segments]
+        report.findings += doubled_findings(catalog, sealed)
         for path in sorted(catalog.consumed_paths(sealed)):
             report.findings.append(Finding("pending", path, "recorded as consumed: the next compaction of its hour retires it"))
+    report.findings += _stray_findings(config, scan, {f.path for f in files})
 
 
 def file_findings(root: Path, catalog: Catalog, f: StoredFile) -> list[Finding]:
@@ -192,6 +201,22 @@ def reconcile_findings(hour: str, counts: HourCounts | None, rows: int, dropped:
     return found
 
 
+def doubled_findings(catalog: Catalog, sealed: Sequence[str]) -> list[Finding]:
+    """Hours whose rebuilt files held the rows of segments then waiting, while any of those segments
+    still waits or has been compacted since: their rows are (or will be) counted twice."""
+    found = []
+    for hour, paths in sorted(doubled_segments(catalog).items()):
+        waiting, compacted = set(paths) & set(sealed), catalog.consumed_paths(paths)
+        if waiting or compacted:
+            message = (
+                f"the rebuilt catalog kept files already holding the rows of {len(paths):,}"
+                f" segment{'s' if len(paths) != 1 else ''} then waiting"
+                f" ({len(waiting):,} still waiting, {len(compacted):,} compacted since): their rows count twice once compacted"
+            )
+            found.append(Finding("rows", hour, message))
+    return found
+
+
 def index_findings(catalog: Catalog, files: Iterable[StoredFile]) -> list[Finding]:
     """Index rows whose file row is gone, and live files whose index rows are incomplete."""
     found = [
@@ -222,10 +247,12 @@ def leftover_findings(
     return found
 
 
-def _stray_findings(config: LakeConfig, scan: DiskScan) -> list[Finding]:
-    """What does not belong where it is: files under `lake/` that are no data, set-aside segments,
-    and the landing buffer's odd folders and files."""
-    found = [Finding("stray", f.rel, "is not a data file (*.parquet)") for f in scan.strays]
+def _stray_findings(config: LakeConfig, scan: DiskScan, cataloged: set[str]) -> list[Finding]:
+    """What does not belong where it is: files under `lake/` ticklake did not write (a file the
+    catalog holds is checked as data whatever its name), set-aside segments, and the landing
+    buffer's odd folders and files."""
+    message = "is not a file ticklake writes (data files are <13 digits>-<12 hex>.parquet in partition folders): left alone"
+    found = [Finding("stray", f.rel, message) for f in scan.strays if f.rel not in cataloged]
     found += [
         Finding("conflict", f.rel, "a consumed segment name came back with other content: set aside, not compacted")
         for f in scan.conflicts

@@ -1,6 +1,12 @@
 """What a lake holds on disk, sorted into what check, repair and vacuum tell apart: data files,
 temporary files, producers' unsealed segments, orphan sidecars, set-aside segments and strays.
 
+Only files ticklake writes are ever data or temporary files: a data file has a name from
+`ticklake.storage.parquet.new_file_path` (``<13 digits>-<12 hex>.parquet``) inside a dataset's
+partition folders (``lake/<dataset>/<key>=<value>/.../``), a temporary file a name from
+`ticklake.storage.files.temp_name`. Anything else under `lake/` (a user's backup, a query's
+``--output``) is a stray: reported, never deleted.
+
 Only `lake/` and `landing/` are walked; the landing buffer's own layout problems (folders that
 are not hour partitions, files that are not segments) come from `ticklake.landing.buffer.scan_buffer`.
 """
@@ -18,6 +24,9 @@ from ticklake.storage.layout import conflicts_dir, landing_dir
 
 TEMP_NAME = re.compile(r"^\..+\.[0-9a-f]{8}\.tmp$")
 """A temporary name from `ticklake.storage.files.temp_name`: ``.<name>.<8 hex>.tmp``."""
+
+DATA_NAME = re.compile(r"^\d{13}-[0-9a-f]{12}\.parquet$")
+"""A data file's name from `ticklake.storage.parquet.new_file_path`: ``<write time in ms>-<12 hex>.parquet``."""
 
 _HIVE_HOUR = re.compile(r"(?:^|/)date=(\d{4}-\d{2}-\d{2})/hour=(\d{2})(?:/|$)")
 
@@ -39,12 +48,12 @@ class DiskFile:
 class DiskScan:
     """The files of a lake, by what they are."""
 
-    data: dict[str, DiskFile] = field(default_factory=dict)  # *.parquet under lake/, by relative path
+    data: dict[str, DiskFile] = field(default_factory=dict)  # data files (see `is_data_file`), by relative path
     temps: list[DiskFile] = field(default_factory=list)  # temporary names under lake/ and landing/
     unsealed: list[DiskFile] = field(default_factory=list)  # hidden or *.tmp names in the buffer's hour folders
     sidecars: list[DiskFile] = field(default_factory=list)  # sidecars whose segment is gone
     conflicts: list[DiskFile] = field(default_factory=list)  # segments set aside in landing/_conflicts/
-    strays: list[DiskFile] = field(default_factory=list)  # anything else under lake/
+    strays: list[DiskFile] = field(default_factory=list)  # anything else under lake/: never deleted
 
 
 def scan_disk(root: Path) -> DiskScan:
@@ -54,7 +63,7 @@ def scan_disk(root: Path) -> DiskScan:
         name = found.rel.rsplit("/", 1)[-1]
         if TEMP_NAME.match(name):
             scan.temps.append(found)
-        elif name.endswith(".parquet") and not name.startswith("."):
+        elif is_data_file(found.rel):
             scan.data[found.rel] = found
         else:
             scan.strays.append(found)
@@ -72,6 +81,25 @@ def scan_disk(root: Path) -> DiskScan:
         elif found.rel.startswith(conflicts):
             scan.conflicts.append(found)
     return scan
+
+
+def is_data_file(rel: str) -> bool:
+    """True for a path (relative to the root) that ticklake may have written as a data file: a
+    `DATA_NAME` in folders that are, key by key, a dataset's partition path.
+
+    >>> is_data_file("lake/ticks/tick_type=last/date=2022-01-07/hour=05/1641532800000-0123456789ab.parquet")
+    True
+    >>> is_data_file("lake/ticks/backup/1641532800000-0123456789ab.parquet"), is_data_file("lake/ticks/tick_type=last/x.parquet")
+    (False, False)
+    """
+    folders, _, name = rel.rpartition("/")
+    if not DATA_NAME.match(name):
+        return False
+    for spec in DATASETS.values():
+        if folders.startswith(spec.location + "/"):
+            keys = [part.split("=", 1)[0] if "=" in part else None for part in folders[len(spec.location) + 1 :].split("/")]
+            return keys == list(spec.partition_keys)
+    return False
 
 
 def lease_of(rel: str) -> str | None:

@@ -65,7 +65,7 @@ class Finding:
         >>> Finding("missing", "lake/ticks/a.parquet", "is missing").line()
         'missing: lake/ticks/a.parquet: is missing'
         """
-        return f"{self.kind}: {self.subject}: {self.message}"
+        return "; ".join(f"{self.kind}: {self.subject}: {self.message}".splitlines())  # one finding, one line
 
 
 @dataclass

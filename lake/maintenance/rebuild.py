@@ -9,6 +9,13 @@ purged); the others are reported as orphans, for `ticklake repair` to delete. Ho
 do not reconcile with their retained segments are recorded as such in the rebuilt snapshot, so
 `ticklake check` reports them as unreconciled, not as damage.
 
+Sealed segments still waiting in the landing buffer are compacted after the rebuild, so no file
+kept may hold their rows already. A file whose rows are an older file's (or none) plus whole
+waiting segments' rows of its tick type is a compaction that crashed before its commit: it is an
+orphan, whatever its age. When the file kept still holds all rows of a waiting segment, which
+file is the truth cannot be told: the rebuild says so (`cannot fix`), and records the hour so
+that `ticklake check` reports it until the segments are gone.
+
 The new catalog is built under a temporary name and renamed into place when complete; a damaged
 catalog is moved aside (``catalog.sqlite.damaged-<time>``), never deleted.
 """
@@ -22,18 +29,21 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ticklake.catalog import Catalog, CatalogCorrupt, Commit, ConsumedSegment, DatasetSpec, NewFile
 from ticklake.config import LakeConfig
 from ticklake.datasets import DATASETS, TICKS
 from ticklake.errors import ConfigError, NotFoundError
+from ticklake.landing.buffer import sealed_segments
 from ticklake.maintenance.check import catalog_problem
 from ticklake.maintenance.disk import DiskFile, DiskScan, scan_disk
 from ticklake.maintenance.retained import read_segment_rows, recorded_path
 from ticklake.storage.files import discard, file_sha256, move_atomic, publish, temp_name
 from ticklake.storage.layout import consumed_dir, hour_key, landing_folder_hour, partition_path
 from ticklake.storage.parquet import describe_file
+from ticklake.ticks import FILE_SCHEMA
 
 
 @dataclass
@@ -48,22 +58,28 @@ class RebuildResult:
     orphans: list[str] = field(default_factory=list)
     left_out: list[str] = field(default_factory=list)  # 'path: why'
     unreconciled: list[str] = field(default_factory=list)
+    merges: list[str] = field(default_factory=list)  # uncommitted compactions of waiting segments
+    unfixed: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
         """One line per notable thing, for the CLI."""
         out = [f"moved the damaged catalog aside to {self.moved_aside.name}"] if self.moved_aside else []
         out += [f"orphan: {p}: another file of its partition was kept; `ticklake repair` deletes it" for p in self.orphans]
+        out += [
+            f"orphan: {p}: an uncommitted compaction of segments still waiting in landing/; `ticklake repair` deletes it"
+            for p in self.merges
+        ]
         out += [f"left out: {line}" for line in self.left_out]
         if self.unreconciled:
             out.append(f"unreconciled hours (their segments are no longer retained): {', '.join(self.unreconciled)}")
-        return out
+        return out + [f"cannot fix: {line}" for line in self.unfixed]
 
     def summary(self) -> str:
         """One line with the counts."""
         per = ", ".join(f"{n:,} {name}" for name, n in sorted(self.files.items())) or "none"
         return (
             f"rebuilt catalog.sqlite: {sum(self.files.values()):,} files ({per}), {self.rows:,} rows, {self.bytes:,} bytes;"
-            f" {self.segments:,} retained segments recorded as consumed; {len(self.orphans):,} orphans,"
+            f" {self.segments:,} retained segments recorded as consumed; {len(self.orphans) + len(self.merges):,} orphans,"
             f" {len(self.left_out):,} files left out"
         )
 
@@ -83,11 +99,13 @@ def rebuild_catalog(config: LakeConfig, *, force: bool = False) -> RebuildResult
         result.moved_aside = _move_aside(path)
     scan = scan_disk(root)
     segments = _retained_segments(root)
+    waiting = _waiting_segments(root, {s.path for items in segments.values() for s, _ in items})
     tmp = temp_name(path)
     try:
         with Catalog(tmp) as catalog:
             for spec in DATASETS.values():
-                _catalog_dataset(config, catalog, spec, scan, segments if spec.name == TICKS.name else {}, result)
+                ticks = spec.name == TICKS.name
+                _catalog_dataset(config, catalog, spec, scan, segments if ticks else {}, waiting if ticks else {}, result)
         publish(tmp, path, exclusive=True)
     finally:
         for leftover in (tmp, tmp.with_name(tmp.name + "-wal"), tmp.with_name(tmp.name + "-shm")):
@@ -120,12 +138,24 @@ def _retained_segments(root: Path) -> dict[str, list[tuple[ConsumedSegment, pa.T
     return {h: [(s, t) for _, s, t in sorted(items, key=lambda i: (i[0], i[1].path))] for h, items in found.items()}
 
 
+def _waiting_segments(root: Path, retained: set[str]) -> dict[str, list[tuple[str, pa.Table]]]:
+    """Per event hour, the sealed segments waiting in the buffer (path relative to the root, rows it
+    stores), less those retained as consumed: the rebuild records those, so they are not compacted."""
+    found: dict[str, list[tuple[str, pa.Table]]] = {}
+    for segment in sealed_segments(root):
+        rel = segment.path.relative_to(root).as_posix()
+        if rel not in retained:
+            found.setdefault(hour_key(segment.hour), []).append((rel, read_segment_rows(segment.path, segment.hour).table))
+    return found
+
+
 def _catalog_dataset(
     config: LakeConfig,
     catalog: Catalog,
     spec: DatasetSpec,
     scan: DiskScan,
     segments: dict[str, list[tuple[ConsumedSegment, pa.Table]]],
+    waiting: dict[str, list[tuple[str, pa.Table]]],
     result: RebuildResult,
 ) -> None:
     """One commit: the kept file of every partition of `spec`, and (ticks) the retained segments."""
@@ -141,6 +171,7 @@ def _catalog_dataset(
         partitions.setdefault(partition_path(values), []).append((f, values))
     expected = _expected_rows(segments)
     added: list[NewFile] = []
+    doubled: dict[str, list[str]] = {}
     for part, candidates in sorted(partitions.items()):
         readable = []
         for f, values in sorted(candidates, key=lambda c: c[0].rel.rsplit("/", 1)[-1], reverse=True):
@@ -151,8 +182,18 @@ def _catalog_dataset(
         if not readable:
             continue
         want = expected.get(part)
-        kept = next((c for c in readable if c[2] == want), readable[0])
-        result.orphans += [c[0].rel for c in readable if c is not kept]
+        values = readable[0][1]
+        hour = f"{values['date']}T{int(values['hour']):02d}"
+        pending = [(p, _row_counts(t, values["tick_type"])) for p, t in waiting.get(hour, [])] if spec.name == TICKS.name else []
+        held: list[str] = []
+        if pending := [(p, rows) for p, rows in pending if rows]:
+            kept, held = _choose_beside_waiting(config.root, part, readable, want, pending, result)
+            doubled.setdefault(hour, []).extend(p for p in held if p not in doubled.get(hour, []))
+        else:
+            kept = next((c for c in readable if c[2] == want), readable[0])
+            result.orphans += [c[0].rel for c in readable if c is not kept]
+        if kept is None:
+            continue
         f, values, _ = kept
         table = pq.ParquetFile(config.root / f.rel).read()  # not read_table: no Hive columns from the path
         added.append(describe_file(spec, f.rel, values, table, f.bytes, config, file_sha256(config.root / f.rel)))
@@ -165,7 +206,12 @@ def _catalog_dataset(
                 operation="rebuild",
                 add_files=tuple(added),
                 consume_segments=tuple(records),
-                summary={"dataset": spec.name, "files": len(added), "unreconciled_hours": unreconciled},
+                summary={
+                    "dataset": spec.name,
+                    "files": len(added),
+                    "unreconciled_hours": unreconciled,
+                    "doubled_segments": doubled,
+                },
             )
         )
     result.files[spec.name] += len(added)
@@ -173,6 +219,63 @@ def _catalog_dataset(
     result.bytes += sum(f.bytes for f in added)
     result.segments += len(records)
     result.unreconciled += unreconciled
+
+
+Candidate = tuple[DiskFile, dict[str, Any], int]
+
+
+def _choose_beside_waiting(
+    root: Path,
+    part: str,
+    readable: list[Candidate],
+    want: int | None,
+    pending: list[tuple[str, Counter[tuple[Any, ...]]]],
+    result: RebuildResult,
+) -> tuple[Candidate | None, list[str]]:
+    """The file to keep of a partition (newest first in `readable`) whose hour has segments waiting
+    (their rows of its tick type), and the waiting segments whose rows it holds already (none, unless
+    a `cannot fix` was reported); None when every file is an uncommitted compaction of them."""
+    counts = [_row_counts(pq.ParquetFile(root / c[0].rel).read()) for c in readable]
+    merges = {
+        i for i in range(len(readable)) if any(_is_merge(counts[i], older, pending) for older in [*counts[i + 1 :], Counter()])
+    }
+    result.merges += [readable[i][0].rel for i in sorted(merges)]
+    rest = [i for i in range(len(readable)) if i not in merges]
+    if not rest:
+        return None, []  # the hour's first compaction crashed: compacting the waiting segments writes it again
+    kept = next((i for i in rest if readable[i][2] == want), rest[0])
+    result.orphans += [readable[i][0].rel for i in rest if i != kept]
+    held = [path for path, rows in pending if rows <= counts[kept]]
+    if held:
+        more = f" and {len(held) - 1:,} more" if len(held) > 1 else ""
+        result.unfixed.append(
+            f"{part}: kept {readable[kept][0].rel}, which already holds the rows of segment {held[0]}{more} still waiting"
+            " in landing/, and no other file tells whether that merge was committed: compacting the hour would count"
+            " them twice; delete those segments if it was, or the file if it was not, then rebuild again"
+        )
+    return readable[kept], held
+
+
+def _is_merge(
+    rows: Counter[tuple[Any, ...]], older: Counter[tuple[Any, ...]], pending: list[tuple[str, Counter[tuple[Any, ...]]]]
+) -> bool:
+    """True when `rows` are exactly `older` plus the rows of one or more whole waiting segments."""
+    if not older <= rows:
+        return False
+    rest, used = rows - older, 0
+    for _, segment in pending:
+        if segment <= rest:
+            rest, used = rest - segment, used + 1
+    return used > 0 and not rest
+
+
+def _row_counts(table: pa.Table, tick_type: str | None = None) -> Counter[tuple[Any, ...]]:
+    """The rows of a data file (or, with `tick_type`, of a segment's rows of that tick type) as a
+    multiset of value tuples in the file's column order, to compare files and segments by content."""
+    if tick_type is not None:
+        table = table.filter(pc.equal(table.column("tick_type"), tick_type))
+    columns = [table.column(name).to_pylist() for name in FILE_SCHEMA.names]
+    return Counter(tuple(tuple(v) if isinstance(v, list) else v for v in row) for row in zip(*columns, strict=True))
 
 
 def _partition_values(spec: DatasetSpec, rel: str) -> dict[str, Any] | None:

@@ -215,7 +215,7 @@ def test_a_failed_creation_leaves_no_catalog(tmp_path: Path) -> None:
         [sys.executable, "-c", CREATE_UNDER_FILE_SIZE_LIMIT, str(path)], capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
-    assert done.stdout == f"CatalogError: catalog {path}: disk I/O error\n"
+    assert done.stdout == f"CatalogError: catalog {path}: disk I/O error (is the disk full?)\n"
     assert os.listdir(path.parent) == []  # no catalog.sqlite, no temporary file, no journal
     with Catalog(path) as catalog:  # with room, the same call creates it
         assert catalog.schema_version() == len(migration_names())

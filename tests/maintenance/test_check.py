@@ -86,7 +86,8 @@ def test_deleted_truncated_and_flipped_files_orphans_and_strays(lake: Path) -> N
         f"orphan: {orphan}: is in no snapshot (2h old)",
         f"temp: {temp}: is a temporary file (2h old)",
         f"sidecar: {sidecar}: has no segment (2h old)",
-        "stray: lake/ticks/README: is not a data file (*.parquet)",
+        "stray: lake/ticks/README: is not a file ticklake writes (data files are <13 digits>-<12 hex>.parquet"
+        " in partition folders): left alone",
         "stray: landing/ticks/date=2022-01-07/hour=5/: not a landing hour folder (hour=00 ... hour=23); not compacted",
         "stray: landing/ticks/date=2022-13-45/: not a landing date folder (date=YYYY-MM-DD); not compacted",
     ]
@@ -163,9 +164,9 @@ def test_a_segment_consumed_twice_is_counted_twice(lake: Path) -> None:
 
 def test_work_in_flight_is_reported_but_is_no_damage(lake: Path) -> None:
     files = live(lake)
-    young = Path(files["tick_type=last/date=2022-01-07/hour=06"]).with_name("9999999999999-new.parquet").as_posix()
+    young = Path(files["tick_type=last/date=2022-01-07/hour=06"]).with_name("9999999999999-000000000a11.parquet").as_posix()
     (lake / young).write_bytes(b"being written")
-    leased = Path(files["tick_type=last/date=2022-01-07/hour=05"]).with_name("9999999999999-slow.parquet").as_posix()
+    leased = Path(files["tick_type=last/date=2022-01-07/hour=05"]).with_name("9999999999999-000000000b22.parquet").as_posix()
     (lake / leased).write_bytes(b"being written")
     backdate(lake / leased)
     unsealed = "landing/ticks/date=2022-01-07/hour=07/.rec-000001.jsonl.0a1b2c3d.tmp"

@@ -4,11 +4,13 @@ rows, retained segments are not compacted a second time, and an existing catalog
 from __future__ import annotations
 
 import shutil
+import signal
 from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from tests.conftest import jsonl, tick
 from tests.maintenance.conftest import backdate, ok, rows_of, ticklake
 from tests.maintenance.test_check import findings, live
 
@@ -83,7 +85,7 @@ def test_without_retained_segments_the_newest_file_is_kept_and_its_hours_are_unr
 
 
 def test_an_unreadable_data_file_is_left_out(lake: Path) -> None:
-    bad = Path(live(lake)["tick_type=mid_point/date=2022-01-07/hour=06"]).with_name("0000000000002-bad.parquet")
+    bad = Path(live(lake)["tick_type=mid_point/date=2022-01-07/hour=06"]).with_name("0000000000002-000000000bad.parquet")
     (lake / bad).write_bytes(b"PAR1 not really")
     lose_catalog(lake)
     result = ok(ticklake(lake, "repair", "--rebuild-catalog"))
@@ -111,3 +113,64 @@ def test_an_existing_catalog_is_refused_and_a_damaged_one_moved_aside(lake: Path
     assert forced.stdout.splitlines()[0] == f"moved the damaged catalog aside to {aside.name}"
     assert aside.read_bytes() == damaged
     assert rows_of(lake, "SELECT count(*) AS n FROM ticks") == "n\n99\n"
+
+
+def sized_ticks(hours: range, n: int, first_size: int) -> list[dict[str, object]]:
+    """`n` ticks per hour, each with its own `size`, so every stored row can be told apart."""
+    kinds = ("last", "bid_ask", "mid_point")
+    return [
+        tick(f"2022-01-07T{h:02d}:{i % 60:02d}:{(i * 7) % 60:02d}.{i:06d}Z", 100 + i % 3, kinds[i % 3], size=first_size + k)
+        for k, (h, i) in enumerate((h, i) for h in hours for i in range(n))
+    ]
+
+
+PURGE = {"TICKLAKE_SEGMENT_RETENTION_HOURS": "0"}
+COUNTS = "SELECT count(*) AS n, count(DISTINCT coalesce(size, bid_size)) AS sizes FROM ticks"
+
+
+def crashed_merge(tmp_path: Path) -> tuple[Path, list[Path], list[Path], int]:
+    """A lake whose segments are purged once compacted, where a compaction of hour 05 was killed
+    after writing its merged files: (root, the committed files, the uncommitted merges, ticks in)."""
+    root = tmp_path / "lake"
+    first, second = sized_ticks(range(5, 7), 30, 1), sized_ticks(range(5, 7), 12, 1000)
+    for name, records in (("q0", first), ("q1", second)):
+        (tmp_path / f"{name}.jsonl").write_bytes(jsonl(records))
+    ok(ticklake(root, "ingest", str(tmp_path / "q0.jsonl"), env=PURGE))
+    ok(ticklake(root, "compact", "--all", env=PURGE))
+    ok(ticklake(root, "ingest", str(tmp_path / "q1.jsonl"), env=PURGE))
+    crashed = ticklake(root, "compact", "--hour", "2022-01-07T05", env={**PURGE, "TICKLAKE_FAULT": "compact.after_data_write"})
+    assert crashed.returncode == -signal.SIGKILL
+    hour05 = sorted((root / "lake" / "ticks").glob("tick_type=*/date=2022-01-07/hour=05/*.parquet"))
+    assert len(hour05) == 6  # the committed file and the uncommitted merge, in each of three partitions
+    older, newer = hour05[::2], hour05[1::2]  # names start with their write time
+    lose_catalog(root)
+    return root, older, newer, len(first) + len(second)
+
+
+def test_a_crash_orphan_holding_waiting_segments_is_not_kept_once_segments_are_purged(tmp_path: Path) -> None:
+    root, _, newer, n = crashed_merge(tmp_path)
+    rebuilt = ok(ticklake(root, "repair", "--rebuild-catalog", env=PURGE))
+    for p in newer:
+        assert f"orphan: {p.relative_to(root).as_posix()}: an uncommitted compaction of segments" in rebuilt.stdout
+    ok(ticklake(root, "compact", "--all", env=PURGE))
+    assert rows_of(root, COUNTS) == f"n,sizes\n{n},{n}\n"
+    ok(ticklake(root, "check"))
+
+
+def test_a_file_holding_waiting_rows_that_no_other_file_explains_is_a_cannot_fix(tmp_path: Path) -> None:
+    root, older, newer, n = crashed_merge(tmp_path)
+    for p in older:
+        p.unlink()
+    rebuilt = ticklake(root, "repair", "--rebuild-catalog", env=PURGE)
+    assert rebuilt.returncode == 1
+    cannot = [line for line in rebuilt.stdout.splitlines() if line.startswith("cannot fix: ")]
+    assert [line.split(": ")[1] for line in cannot] == [p.parent.relative_to(root / "lake/ticks").as_posix() for p in newer]
+    assert f"kept {newer[0].relative_to(root).as_posix()}, which already holds the rows of segment landing/" in cannot[0]
+    checked = ticklake(root, "check")
+    assert checked.returncode == 1
+    assert (
+        "rows: 2022-01-07T05: the rebuilt catalog kept files already holding the rows of 1 segment then waiting"
+        " (1 still waiting, 0 compacted since): their rows count twice once compacted"
+    ) in checked.stdout
+    stored = n - 12  # hour 06's second ingest still waits
+    assert rows_of(root, COUNTS) == f"n,sizes\n{stored},{stored}\n"  # nothing lost, nothing doubled yet

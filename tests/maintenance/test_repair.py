@@ -27,10 +27,10 @@ def index_rows(root: Path) -> list[tuple[object, ...]]:
 def test_leftovers_are_printed_then_deleted_and_young_ones_kept(lake: Path) -> None:
     files = live(lake)
     folder = Path(files["tick_type=last/date=2022-01-07/hour=06"]).parent
-    orphan = (folder / "0000000000001-crash.parquet").as_posix()
+    orphan = (folder / "0000000000001-00000000dead.parquet").as_posix()
     temp = (folder / ".1796163612932-x.parquet.0123abcd.tmp").as_posix()
     sidecar = "landing/ticks/date=2022-01-07/hour=06/w-000001.arrow"
-    young = (folder / "9999999999999-running.parquet").as_posix()
+    young = (folder / "9999999999999-0000000beef0.parquet").as_posix()
     (lake / sidecar).parent.mkdir(parents=True, exist_ok=True)
     for rel, data in ((orphan, b"PAR1 crash"), (temp, b"half"), (sidecar, b"rows"), (young, b"being written")):
         (lake / rel).write_bytes(data)
@@ -176,3 +176,29 @@ def test_repair_needs_a_catalog_and_its_options_go_together(lake: Path) -> None:
         ticklake(lake, "repair", "--rebuild-catalog", "--dry-run").stderr
         == "Error: --rebuild-catalog takes no other option than --force\n"
     )
+
+
+def test_parquet_files_ticklake_did_not_write_are_strays_and_never_deleted(lake: Path) -> None:
+    saved = lake / "lake" / "backup" / "saved.parquet"  # a user's copy of a real data file
+    saved.parent.mkdir()
+    shutil.copy2(lake / live(lake)["tick_type=last/date=2022-01-07/hour=05"], saved)
+    output = lake / "lake" / "x.parquet"  # a query's result, moved in by hand (`sql --output` refuses lake/)
+    ok(ticklake(lake, "sql", "SELECT * FROM ticks", "--output", str(lake.parent / "x.parquet")))
+    shutil.move(lake.parent / "x.parquet", output)
+    loose = lake / live(lake)["tick_type=last/date=2022-01-07/hour=06"]
+    named = loose.with_name("saved.parquet")  # in a partition folder, but not a name ticklake gives
+    shutil.copy2(loose, named)
+    kept = {p: p.read_bytes() for p in (saved, output, named)}
+    for p in kept:
+        backdate(p, 30 * 86400)
+
+    stray = "is not a file ticklake writes (data files are <13 digits>-<12 hex>.parquet in partition folders): left alone"
+    checked = ticklake(lake, "check")
+    assert checked.returncode == 1
+    assert findings(checked.stdout) == [f"stray: {p.relative_to(lake).as_posix()}: {stray}" for p in sorted(kept)]
+    repaired = ticklake(lake, "repair")
+    assert repaired.returncode == 1 and "will delete" not in repaired.stdout
+    assert repaired.stdout.splitlines()[-1].startswith("repair: deleted 0 files (0 bytes)")
+    vacuumed = ok(ticklake(lake, "vacuum", "--older-than", "0s"))
+    assert " 0 leftovers;" in vacuumed.stdout.splitlines()[-1]
+    assert {p: p.read_bytes() for p in kept} == kept

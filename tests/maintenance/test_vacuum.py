@@ -127,7 +127,7 @@ def test_a_pin_of_a_reader_that_is_gone_is_stale(lake: Path) -> None:
 
 def test_leftovers_go_past_both_the_duration_and_the_in_flight_grace(lake: Path) -> None:
     folder = lake / Path(live(lake)["tick_type=last/date=2022-01-07/hour=06"]).parent
-    old, young = folder / "0000000000001-crash.parquet", folder / "9999999999999-running.parquet"
+    old, young = folder / "0000000000001-00000000dead.parquet", folder / "9999999999999-0000000beef0.parquet"
     unsealed = lake / "landing/ticks/date=2022-01-07/hour=07/.rec-000001.jsonl.0a1b2c3d.tmp"
     unsealed.parent.mkdir(parents=True)
     for path in (old, young, unsealed):

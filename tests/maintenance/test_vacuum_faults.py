@@ -31,7 +31,7 @@ POINTS = {
 @pytest.mark.parametrize("point", POINTS)
 def test_a_kill_at_any_step_is_finished_by_the_next_vacuum(lake: Path, point: str) -> None:
     folder = Path(live(lake)["tick_type=last/date=2022-01-07/hour=06"]).parent
-    leftovers = [(folder / "0000000000001-crash.parquet").as_posix(), (folder / ".x.parquet.0123abcd.tmp").as_posix()]
+    leftovers = [(folder / "0000000000001-00000000dead.parquet").as_posix(), (folder / ".x.parquet.0123abcd.tmp").as_posix()]
     for rel in leftovers:
         (lake / rel).write_bytes(b"left by a crash")
         backdate(lake / rel)
