@@ -14,6 +14,7 @@ import pytest
 
 import ticklake
 from tests.query.conftest import run_cli
+from ticklake.config import LakeConfig
 from ticklake.errors import QueryError, StorageError
 from ticklake.query.output import FORMATS, WIDTH_SAMPLE_ROWS, write_result
 from ticklake.query.results import BATCH_ROWS
@@ -78,7 +79,9 @@ def test_a_cast_failing_on_row_300000_is_one_line_and_verbose_shows_the_tracebac
 
 
 def test_the_api_fetch_helpers_and_streams_raise_the_projects_errors(history_lake: Path) -> None:
-    with ticklake.connect(history_lake) as lake:
+    # One DuckDB thread: with several, the thread that hits the bad cast may interrupt the others
+    # first, and DuckDB then reports "Interrupted!" instead of the cast's own error.
+    with ticklake.connect(config=LakeConfig(root=history_lake, threads=1)) as lake:
         for fetch in ("fetchall", "df", "to_arrow_table"):
             with pytest.raises(QueryError) as failed:
                 getattr(lake.execute(LATE_FAILURE), fetch)()
