@@ -15,6 +15,7 @@ from ticklake.access import find_catalog
 from ticklake.build.hours import tick_partition_paths
 from ticklake.catalog import Catalog, Dataset
 from ticklake.catalog.maintenance import (
+    StoredFile,
     live_rows_by_hour,
     rows_dropped,
     segment_counts,
@@ -74,7 +75,7 @@ def check_files_match_storage(config: LakeConfig, hour: int) -> CheckOutcome:
         if found is None:
             return CheckOutcome(name, True, "nothing cataloged yet", {"files": 0})
         catalog, ticks = found
-        files = stored_files(catalog, dataset_id=ticks.dataset_id, partition_paths=tick_partition_paths(hour), live=True)
+        files = _live_files_of_hour(catalog, ticks, hour)
         findings = [problem for f in files for problem in file_findings(config.root, catalog, f)]
     metadata: dict[str, int | str] = {"files": len(files), "bytes": sum(f.bytes for f in files), "problems": len(findings)}
     if findings:
@@ -89,7 +90,7 @@ def check_no_overlapping_files(config: LakeConfig, hour: int) -> CheckOutcome:
         if found is None:
             return CheckOutcome(name, True, "nothing cataloged yet", {"files": 0})
         catalog, ticks = found
-        files = stored_files(catalog, dataset_id=ticks.dataset_id, partition_paths=tick_partition_paths(hour), live=True)
+        files = _live_files_of_hour(catalog, ticks, hour)
     findings = overlap_findings(files)
     partitions = len({f.partition_path for f in files})
     metadata: dict[str, int | str] = {"files": len(files), "partitions": partitions, "problems": len(findings)}
@@ -108,6 +109,11 @@ def _outcome(
 ) -> CheckOutcome:
     """The verdict on an hour with findings: failed when any is damage, the messages joined on one line."""
     return CheckOutcome(name, not any(f.damage for f in findings), f"{key}: " + "; ".join(say(f) for f in findings), metadata)
+
+
+def _live_files_of_hour(catalog: Catalog, ticks: Dataset, hour: int) -> list[StoredFile]:
+    """The live ticks files of one event hour, as the maintenance checks read them."""
+    return stored_files(catalog, dataset_id=ticks.dataset_id, partition_paths=tick_partition_paths(hour), live=True)
 
 
 @contextmanager

@@ -61,14 +61,19 @@ def test_ingest_writes_sidecars_bound_to_each_segment(config: LakeConfig, write_
         assert rows.equals(parse_jsonl(data).table.drop_columns([LINE]))  # exactly what parsing gives
 
 
+def _copy_without_sidecars(config: LakeConfig, root: Path) -> LakeConfig:
+    """A copy of the lake whose segments must all be parsed: the reference a sidecar must match."""
+    shutil.copytree(config.root, root)
+    for sidecar in landing_dir(root).rglob("*.arrow"):
+        sidecar.unlink()
+    return LakeConfig(root=root, writer_id="test")
+
+
 def test_compaction_reuses_sidecars_and_stores_the_same_rows(
     config: LakeConfig, tmp_path: Path, write_jsonl: Write, make_tick: Any
 ) -> None:
     ingest_files(config, [write_jsonl("in.jsonl", _records(make_tick))])
-    parsed = LakeConfig(root=tmp_path / "parsed", writer_id="test")
-    shutil.copytree(config.root, parsed.root)
-    for sidecar in landing_dir(parsed.root).rglob("*.arrow"):
-        sidecar.unlink()
+    parsed = _copy_without_sidecars(config, tmp_path / "parsed")
 
     with_sidecars = compact_all(config)
     without = compact_all(parsed)
@@ -155,10 +160,7 @@ def test_sidecar_not_exactly_as_written_is_never_used(
     config: LakeConfig, tmp_path: Path, write_jsonl: Write, make_tick: Any, damage: Callable[[Path], None]
 ) -> None:
     ingest_files(config, [write_jsonl("in.jsonl", _records(make_tick))])
-    parsed = LakeConfig(root=tmp_path / "parsed", writer_id="test")
-    shutil.copytree(config.root, parsed.root)
-    for sidecar in landing_dir(parsed.root).rglob("*.arrow"):
-        sidecar.unlink()
+    parsed = _copy_without_sidecars(config, tmp_path / "parsed")
     segments = sealed_segments(config.root)
     for segment in segments:
         damage(sidecar_path(segment.path))
