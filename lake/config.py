@@ -171,6 +171,16 @@ class LakeConfig:
     zstd_level: int = setting(3, "zstd compression level of Parquet files.", between(1, 22))
     bloom_fpp: float = setting(0.01, "False-positive rate of the per-file Bloom filters.", between(0, 1, open=True))
     threads: int = setting(0, "Worker threads for parsing and DuckDB (0: one per core).", between(0, 1024))
+    cold_uri: str = setting("", "Object-store location of the cold tier (s3://bucket/prefix) that `archive` moves old days to.")
+    archive_zstd_level: int = setting(19, "zstd level of archived (cold) files: written once, read for years.", between(1, 22))
+    archive_row_group_rows: int = setting(
+        65536, "Rows per row group of an archived file (sorted by contract_id, so a contract spans few).", between(1, 2**31 - 1)
+    )
+    cache_dir: str = setting("", "Read-through cache of cold objects (default: $XDG_CACHE_HOME/ticklake, else ~/.cache/ticklake).")
+    cache_bytes: int = setting(
+        4 * 2**30, "Bound of the cold-object cache in bytes; least recently used objects go first (0: no cache).", between(0)
+    )
+    fresh: int = setting(1, "1: queries see sealed landing segments not yet compacted (the hot tier); 0: compacted data only.", between(0, 1))
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))
@@ -194,6 +204,14 @@ class LakeConfig:
     def writer_name(self) -> str:
         """The writer id used in segment names: the setting, or host-pid."""
         return self.writer_id or f"{socket.gethostname()}-{os.getpid()}"
+
+    @property
+    def cache_folder(self) -> Path:
+        """Where cold objects are cached: the setting, else the user's cache folder (read when asked, never at import)."""
+        if self.cache_dir:
+            return Path(self.cache_dir).expanduser()
+        base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        return Path(base) / "ticklake"
 
     @property
     def catalog_path(self) -> Path:

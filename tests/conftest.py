@@ -19,6 +19,9 @@ os.environ.setdefault("HYPOTHESIS_STORAGE_DIRECTORY", str(Path(tempfile.gettempd
 settings.register_profile("ticklake", database=None, deadline=None)
 settings.load_profile("ticklake")
 
+# Object-storage servers (SeaweedFS, moto) and their per-test locations.
+pytest_plugins = ["tests.objectstore"]
+
 
 @pytest.fixture
 def config(tmp_path: Path) -> LakeConfig:
