@@ -20,7 +20,7 @@ from ticklake.catalog.records import NewFile
 from ticklake.catalog.store import Catalog
 from ticklake.catalog.writes import insert_index_rows
 
-INDEX_TABLES = ("file_stats", "file_values", "file_blooms")
+INDEX_TABLES = ("file_stats", "file_values", "file_blooms", "file_hours")
 
 _NEEDED = (
     "(f.removed_snapshot IS NULL OR EXISTS (SELECT 1 FROM snapshots s WHERE s.snapshot_id >= f.added_snapshot"
@@ -185,10 +185,14 @@ def segment_counts(catalog: Catalog, dataset_id: int, hour: str | None = None) -
 
 def live_rows_by_hour(catalog: Catalog, dataset_id: int, hour: str | None = None) -> dict[str, tuple[int, int]]:
     """Per event hour (or for one), the rows and the number of the dataset's live files."""
+    # An hourly file counts in its hour; a file spanning hours (an archived day) in each hour it holds.
     rows = catalog.db.execute(
-        f"SELECT {_FILE_HOUR} AS h, sum(rows), count(*) FROM files WHERE dataset_id = ? AND removed_snapshot IS NULL"
+        f"SELECT h, sum(n), count(*) FROM (SELECT {_FILE_HOUR} AS h, rows AS n FROM files"
+        " WHERE dataset_id = ? AND removed_snapshot IS NULL AND json_extract(partition_values, '$.hour') IS NOT NULL"
+        " UNION ALL SELECT fh.hour, fh.rows FROM file_hours fh JOIN files f USING (file_id)"
+        " WHERE f.dataset_id = ? AND f.removed_snapshot IS NULL)"
         " GROUP BY h HAVING ? IS NULL OR h = ?",
-        (dataset_id, hour, hour),
+        (dataset_id, dataset_id, hour, hour),
     )
     return {h: (int(n), int(files)) for h, n, files in rows}
 
@@ -233,6 +237,16 @@ def vacuum_candidates(catalog: Catalog, cutoff: str) -> list[StoredFile]:
         f"{_STORED} JOIN snapshots r ON r.snapshot_id = f.removed_snapshot"
         f" WHERE r.committed_at <= ? OR r.operation IN (SELECT value FROM json_each(?)) OR NOT {_NEEDED} ORDER BY f.path",
         (cutoff, json.dumps(LOST_OPERATIONS)),
+    )
+    return [_stored(row) for row in rows]
+
+
+def replaced_by(catalog: Catalog, operations: Sequence[str]) -> list[StoredFile]:
+    """Files replaced by commits of the given operations (e.g. 'archive': their data moved to another file)."""
+    rows = catalog.db.execute(
+        f"{_STORED} JOIN snapshots r ON r.snapshot_id = f.removed_snapshot"
+        " WHERE r.operation IN (SELECT value FROM json_each(?)) ORDER BY f.path",
+        (json.dumps(list(operations)),),
     )
     return [_stored(row) for row in rows]
 

@@ -59,6 +59,7 @@ class NewFile:
     values: dict[str, dict[str, int]] = field(default_factory=dict)
     blooms: dict[str, BloomFilter] = field(default_factory=dict)
     sha256: str | None = None  # of the file as written
+    hours: dict[str, int] = field(default_factory=dict)  # rows per event hour, when the partition holds no hour
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class LiveFile:
     ts_min: int
     ts_max: int
     added_snapshot: int
+    sha256: str | None = None  # of the file as written (None: recorded before checksums were kept)
 
     @cached_property
     def partition_values(self) -> dict[str, Any]:

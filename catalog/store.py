@@ -311,6 +311,18 @@ class Catalog:
         ).fetchone()
         return LiveTotals(files=files, rows=rows, bytes=size)
 
+    def file_hours(self, file_id: int) -> dict[str, int]:
+        """Rows per event hour of a file that spans hours (an archived day); empty for an hourly file."""
+        rows = self.db.execute("SELECT hour, rows FROM file_hours WHERE file_id = ?", (file_id,))
+        return {h: int(n) for h, n in rows}
+
+    def object_buckets(self) -> list[str]:
+        """Buckets that hold files of this catalog (paths ``s3://bucket/...``), live or not."""
+        rows = self.db.execute(
+            "SELECT DISTINCT substr(path, 6, instr(substr(path, 6), '/') - 1) FROM files WHERE path LIKE 's3://%'"
+        )
+        return sorted(r[0] for r in rows)
+
     def has_snapshot(self, snapshot: int) -> bool:
         """True when `snapshot` was committed."""
         return self.db.execute("SELECT 1 FROM snapshots WHERE snapshot_id = ?", (snapshot,)).fetchone() is not None

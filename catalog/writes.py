@@ -114,3 +114,6 @@ def insert_index_rows(db: sqlite3.Connection, file_id: int | None, new: NewFile)
         "INSERT INTO file_blooms (file_id, column_name, num_bits, num_hashes, bits) VALUES (?, ?, ?, ?, ?)",
         [(file_id, col, b.num_bits, b.num_hashes, b.bits) for col, b in new.blooms.items()],
     )
+    db.executemany(
+        "INSERT INTO file_hours (file_id, hour, rows) VALUES (?, ?, ?)", [(file_id, h, n) for h, n in new.hours.items()]
+    )

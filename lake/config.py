@@ -176,11 +176,15 @@ class LakeConfig:
     archive_row_group_rows: int = setting(
         65536, "Rows per row group of an archived file (sorted by contract_id, so a contract spans few).", between(1, 2**31 - 1)
     )
-    cache_dir: str = setting("", "Read-through cache of cold objects (default: $XDG_CACHE_HOME/ticklake, else ~/.cache/ticklake).")
+    cache_dir: str = setting(
+        "", "Read-through cache of cold objects (default: $XDG_CACHE_HOME/ticklake, else ~/.cache/ticklake)."
+    )
     cache_bytes: int = setting(
         4 * 2**30, "Bound of the cold-object cache in bytes; least recently used objects go first (0: no cache).", between(0)
     )
-    fresh: int = setting(1, "1: queries see sealed landing segments not yet compacted (the hot tier); 0: compacted data only.", between(0, 1))
+    fresh: int = setting(
+        1, "1: queries see sealed landing segments not yet compacted (the hot tier); 0: compacted data only.", between(0, 1)
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", Path(self.root))

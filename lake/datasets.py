@@ -41,3 +41,10 @@ BARS_1M = DatasetSpec(
 )
 
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (TICKS, BARS_1M)}
+
+# The columns of an archived (cold) object: every column of the dataset, partition and path columns
+# included, in the dataset's order, so an object is read without Hive paths.
+ARCHIVE_SCHEMAS: dict[str, pa.Schema] = {
+    TICKS.name: arrow_schema(TICK_COLUMNS),
+    BARS_1M.name: arrow_schema(BARS_COLUMNS),
+}

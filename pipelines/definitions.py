@@ -9,6 +9,7 @@ from __future__ import annotations
 from dagster import AssetSelection, Definitions, define_asset_job, in_process_executor
 
 from ticklake.datasets import BARS_1M, TICKS
+from ticklake.pipelines.archive import build_archive_asset, build_archive_schedule
 from ticklake.pipelines.assets import build_assets
 from ticklake.pipelines.checks import build_checks
 from ticklake.pipelines.jobs import build_vacuum_job
@@ -33,10 +34,13 @@ def build_definitions(settings: PipelineSettings | None = None) -> Definitions:
     # An hour's steps are short and run one after another; a process per step would add a few
     # seconds of imports to each (the multiprocess executor's default) for no parallelism.
     return Definitions(
-        assets=[ticks, bars_1m],
+        assets=[ticks, bars_1m, build_archive_asset(settings.archive_older_than)],
         asset_checks=build_checks(ticks, partitions),
         jobs=[job, build_vacuum_job()],
-        schedules=[build_hourly_schedule(job, partitions, settings.schedule_minute)],
+        schedules=[
+            build_hourly_schedule(job, partitions, settings.schedule_minute),
+            build_archive_schedule(settings.archive_cron),
+        ],
         sensors=[build_late_data_sensor(job, partitions, settings.sensor_interval)],
         resources={"lake": LakeResource(lease_wait=settings.lease_wait)},
         executor=in_process_executor,

@@ -26,6 +26,16 @@ class PipelineSettings:
         10, "Minutes past the hour when the schedule materializes the hour that just closed.", between(0, 59)
     )
     sensor_interval: int = setting(60, "Seconds between two evaluations of the late-data sensor.", between(1))
+    archive_older_than: str = setting(
+        "7d",
+        "Days that ended longer ago than this move to the cold tier when the daily archive runs.",
+        lambda text: None if _is_duration(text) else "expected a duration such as 36h or 7d",
+    )
+    archive_cron: str = setting(
+        "30 2 * * *",
+        "When the daily archive runs (cron, UTC); it skips while TICKLAKE_COLD_URI is unset.",
+        lambda text: None if len(text.split()) == 5 else "expected a cron expression of five fields",
+    )
     lease_wait: float = setting(
         30.0,
         "Seconds to wait for another run's lease on the same partition before failing (the retry policy retries).",
@@ -39,6 +49,17 @@ class PipelineSettings:
     def from_env(cls, environ: Mapping[str, str] | None = None) -> PipelineSettings:
         """Defaults, overridden by the TICKLAKE_* variables that are set and not empty."""
         return cls(**read_env(PIPELINE_SETTINGS, environ))
+
+
+def _is_duration(text: str) -> bool:
+    from ticklake.errors import ConfigError  # noqa: PLC0415
+    from ticklake.maintenance.duration import parse_duration  # noqa: PLC0415
+
+    try:
+        parse_duration(text, "archive_older_than")
+    except ConfigError:
+        return False
+    return True
 
 
 def _is_partition_key(text: str) -> bool:

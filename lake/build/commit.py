@@ -90,6 +90,12 @@ def commit_staged(catalog: Catalog, config: LakeConfig, stage: Callable[[FileSin
     return _retry(attempt, CommitConflict)
 
 
+def commit_once(catalog: Catalog, commit: Commit) -> int:
+    """Commit a change made outside `commit_staged` (its files already stored), retried while the
+    catalog is locked; a lost race (CommitConflict) is the caller's to handle."""
+    return _retry(lambda: _commit(catalog, commit), CatalogLocked)
+
+
 def _commit(catalog: Catalog, commit: Commit) -> int:
     return catalog.commit(commit, before_end=lambda: fault_point(f"{commit.operation}.during_commit"))
 

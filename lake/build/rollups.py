@@ -11,6 +11,8 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -27,6 +29,7 @@ from ticklake.faults import fault_point
 from ticklake.query.duck import connect_duckdb
 from ticklake.sql import load_sql
 from ticklake.storage.layout import hour_key, hour_partition, partition_path
+from ticklake.storage.tiers import ColdReads, local_path, tier_of
 
 
 @dataclass
@@ -84,9 +87,7 @@ def _stage_bars(
     result = RollupResult(BARS_1M.name, hour_key(hour))
     result.source_snapshot = snapshot = catalog.current_snapshot()
     partition = hour_partition(hour)
-    trade_files = catalog.live_files(
-        ticks.dataset_id, snapshot=snapshot, partition_paths=[partition_path(tick_partitions(hour)["last"])]
-    )
+    trade_files = hour_files(catalog, ticks, tick_partitions(hour)["last"], snapshot)
     live = catalog.live_files(bars.dataset_id, snapshot=snapshot, partition_paths=[partition_path(partition)])
     sources = sorted(f.file_id for f in trade_files)
     result.source_files = len(sources)
@@ -98,7 +99,7 @@ def _stage_bars(
 
     files: list[NewFile] = []
     if trade_files:
-        table = compute_bars(config, trade_files)
+        table = compute_bars(config, trade_files, hour)
         result.trades = sum(f.rows for f in trade_files)
         result.rows = table.num_rows
         result.contracts = len(set(table.column("contract_id").to_pylist()))
@@ -132,16 +133,31 @@ def _stage_bars(
     return Staged(result, commit, then)
 
 
-def compute_bars(config: LakeConfig, trade_files: list[LiveFile]) -> pa.Table:
-    """The bars of the given trade files, sorted by (contract_id, minute), as BARS_SCHEMA."""
-    paths = [str(config.root / f.path) for f in trade_files]
+def hour_files(catalog: Catalog, dataset: Dataset, partition: dict[str, Any], snapshot: int) -> list[LiveFile]:
+    """The live files that hold rows of an hour partition: its hourly files, and the archived day
+    objects (partition without the hour) whose rows include that hour."""
+    day = {k: v for k, v in partition.items() if k != "hour"}
+    paths = [partition_path(partition), partition_path(day)]
+    hour = f"{partition['date']}T{int(partition['hour']):02d}"
+    files = catalog.live_files(dataset.dataset_id, snapshot=snapshot, partition_paths=paths)
+    return [f for f in files if "hour" in f.partition_values or hour in catalog.file_hours(f.file_id)]
+
+
+def compute_bars(config: LakeConfig, trade_files: list[LiveFile], hour: int) -> pa.Table:
+    """The bars of one event hour from the given trade files, sorted by (contract_id, minute), as BARS_SCHEMA."""
+    cold = ColdReads(config)
     con = connect_duckdb(threads=config.threads)
     try:
-        table = con.execute(load_sql("rollups/bars_1m"), {"files": paths}).to_arrow_table()
+        warm = [str(local_path(config.root, f.path)) for f in trade_files if tier_of(f.path) == "warm"]
+        paths = warm + cold.locations([f for f in trade_files if tier_of(f.path) == "cold"], con)
+        start = datetime.fromtimestamp(hour * 3600, UTC)
+        window = {"hour_start": start, "hour_end": start + timedelta(hours=1)}
+        table = con.execute(load_sql("rollups/bars_1m"), {"files": paths, **window}).to_arrow_table()
     except duckdb.Error as e:
-        raise QueryError(f"bars_1m over {len(paths)} trade files ({paths[0]}, ...): {e}") from e
+        raise QueryError(f"bars_1m over {len(trade_files)} trade files ({trade_files[0].path}, ...): {e}") from e
     finally:
         con.close()
+        cold.close()
     return table.cast(BARS_SCHEMA)
 
 

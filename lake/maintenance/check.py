@@ -37,12 +37,14 @@ from ticklake.catalog.maintenance import (
 )
 from ticklake.config import LakeConfig
 from ticklake.datasets import TICKS
-from ticklake.errors import NotFoundError
+from ticklake.errors import NotFoundError, StorageError
 from ticklake.landing.buffer import scan_buffer
 from ticklake.maintenance.disk import DiskFile, DiskScan, lease_of, scan_disk
 from ticklake.maintenance.findings import IN_FLIGHT_SECONDS, UNSEALED_SECONDS, Finding, Report
 from ticklake.storage.files import file_sha256
 from ticklake.storage.layout import HOUR_US, parse_hour
+from ticklake.storage.objects import ObjectLocation, S3Access, object_errors
+from ticklake.storage.tiers import tier_of
 
 
 def check_lake(config: LakeConfig, *, now: float | None = None) -> Report:
@@ -92,8 +94,10 @@ def catalog_problem(path: Path) -> str | None:
 def _check_with_catalog(config: LakeConfig, catalog: Catalog, scan: DiskScan, report: Report, now: float) -> None:
     files = stored_files(catalog)
     report.files, report.bytes = len(files), sum(f.bytes for f in files)
+    objects, orphans = _cold_objects(config, files)
     for f in files:
-        report.findings += file_findings(config.root, catalog, f)
+        report.findings += file_findings(config.root, catalog, f, objects)
+    report.findings += orphans
     report.findings += leftover_findings(scan, {f.path for f in files}, held_leases(catalog, now), now)
     report.findings += index_findings(catalog, files)
     for dataset in catalog.datasets():
@@ -120,13 +124,51 @@ def _check_with_catalog(config: LakeConfig, catalog: Catalog, scan: DiskScan, re
     report.findings += _stray_findings(config, scan, {f.path for f in files})
 
 
-def file_findings(root: Path, catalog: Catalog, f: StoredFile) -> list[Finding]:
-    """What is wrong with one cataloged file on disk (nothing, for a sound one)."""
+def _cold_objects(config: LakeConfig, files: Sequence[StoredFile]) -> tuple[dict[str, int], list[Finding]]:
+    """Sizes of the cold objects the catalog names, as the bucket lists them (one listing of the
+    cold tier, a HEAD for any object outside it), and the data objects in the cold tier no file row names."""
+    cold = {f.path for f in files if tier_of(f.path) == "cold"}
+    if not cold and not config.cold_uri:
+        return {}, []
+    fs = S3Access.from_environment().filesystem()
+    sizes: dict[str, int] = {}
+    orphans: list[Finding] = []
+    if config.cold_uri:
+        location = ObjectLocation.parse(config.cold_uri)
+        listed = object_errors(location.uri, lambda: fs.find(location.key(location.uri), detail=True))
+        sizes = {"s3://" + key: int(info["size"]) for key, info in listed.items()}
+        orphans = [
+            Finding("orphan", uri, "is in the cold tier but no file of the catalog names it (a killed archive's upload)")
+            for uri in sorted(sizes)
+            if uri.endswith(".parquet") and uri not in cold
+        ]
+    for uri in sorted(cold - set(sizes)):
+        try:
+            sizes[uri] = int(object_errors(uri, lambda uri=uri: fs.info(uri.removeprefix("s3://")))["size"])
+        except StorageError as e:
+            if "no such object" not in str(e):
+                raise
+    return sizes, orphans
+
+
+def _verify_object(f: StoredFile, objects: dict[str, int]) -> tuple[str, str] | None:
+    """A cold object is checked by the bucket's listing: present, with the catalog's size."""
+    size = objects.get(f.path)
+    if size is None:
+        return "missing", "is missing from the bucket"
+    if size != f.bytes:
+        return "size", f"has {size:,} bytes in the bucket, the catalog recorded {f.bytes:,}"
+    return None
+
+
+def file_findings(root: Path, catalog: Catalog, f: StoredFile, objects: dict[str, int] | None = None) -> list[Finding]:
+    """What is wrong with one cataloged file on disk or in the bucket (nothing, for a sound one)."""
     if not f.needed:
-        on_disk = (root / f.path).exists()
+        on_disk = f.path in objects if objects is not None and tier_of(f.path) == "cold" else (root / f.path).exists()
         message = "only expired snapshots hold it: the next vacuum " + ("deletes it" if on_disk else "forgets it")
-        return [Finding("pending", f.path, message, Path(f.path) if on_disk else None, f.file_id)]
-    problem = verify_file(root, f)
+        target = Path(f.path) if on_disk and tier_of(f.path) == "warm" else None
+        return [Finding("pending", f.path, message, target, f.file_id)]
+    problem = _verify_object(f, objects or {}) if tier_of(f.path) == "cold" else verify_file(root, f)
     if problem is None:
         return []
     kind, message = problem
@@ -136,7 +178,7 @@ def file_findings(root: Path, catalog: Catalog, f: StoredFile) -> list[Finding]:
             message += f"; snapshots {held[0]} to {held[1]} hold it (replaced in {f.removed_snapshot})"
         if f.lost:
             return [Finding("pending", f.path, f"{message}: dropped by repair, the next vacuum expires them", None, f.file_id)]
-    return [Finding(kind, f.path, message, Path(f.path), f.file_id)]
+    return [Finding(kind, f.path, message, Path(f.path) if tier_of(f.path) == "warm" else None, f.file_id)]
 
 
 def verify_file(root: Path, f: StoredFile) -> tuple[str, str] | None:

@@ -28,11 +28,13 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ticklake.access import open_catalog
+from ticklake.catalog import Catalog
 from ticklake.catalog.maintenance import (
     StoredFile,
     expire_snapshots,
     forget_files,
     held_leases,
+    replaced_by,
     stored_files,
     vacuum_candidates,
 )
@@ -42,6 +44,8 @@ from ticklake.maintenance.check import leftover_findings
 from ticklake.maintenance.disk import scan_disk
 from ticklake.maintenance.pins import Pin, read_pins, unpin
 from ticklake.storage.files import discard
+from ticklake.storage.objects import S3Access
+from ticklake.storage.tiers import delete_file, tier_of
 
 
 @dataclass
@@ -129,8 +133,9 @@ def vacuum_lake(config: LakeConfig, older_than: float, *, dry_run: bool = False,
         result.spared = _unique(result.spared + late)
         result.pins = _holding(live, result.spared)
         fault_point("vacuum.before_delete")
+        access = _access_for(doomed)
         for i, f in enumerate(doomed):
-            result.replaced_bytes += _delete(root / f.path)
+            result.replaced_bytes += delete_file(root, f.path, access)
             if i == 0:
                 fault_point("vacuum.mid_delete")
         result.replaced = doomed
@@ -145,6 +150,33 @@ def vacuum_lake(config: LakeConfig, older_than: float, *, dry_run: bool = False,
     for pin in stale:
         unpin(pin)
     return result
+
+
+def delete_replaced(
+    config: LakeConfig, catalog: Catalog, *, operations: Sequence[str], access: S3Access | None = None
+) -> tuple[int, int]:
+    """Delete now the files commits of `operations` replaced (their rows live on in the files that
+    replaced them), in vacuum's order: expire the snapshots holding them, spare what a pinned reader
+    may read, delete, forget. Return (files deleted, files spared)."""
+    candidates = replaced_by(catalog, operations)
+    if not candidates:
+        return 0, 0
+    live, _ = read_pins(config.root)
+    doomed, _ = _spare(candidates, live)
+    if doomed:
+        expire_snapshots(catalog, [f.file_id for f in doomed], _iso(time.time()))
+    live, _ = read_pins(config.root)
+    doomed, spared = _spare([f for f in replaced_by(catalog, operations) if not f.needed], live)
+    for f in doomed:
+        delete_file(config.root, f.path, access)
+    if doomed:
+        forget_files(catalog, [f.file_id for f in doomed])
+    return len(doomed), len(spared)
+
+
+def _access_for(files: Sequence[StoredFile]) -> S3Access | None:
+    """Object-store access, resolved only when some of `files` are cold."""
+    return S3Access.from_environment() if any(tier_of(f.path) == "cold" for f in files) else None
 
 
 def _spare(files: Sequence[StoredFile], pins: Iterable[Pin]) -> tuple[list[StoredFile], list[StoredFile]]:

@@ -34,6 +34,8 @@ from ticklake.query.predicates import TableRef, find_table_refs
 from ticklake.query.quoting import literal_list, quote_identifier
 from ticklake.query.results import ResultStream
 from ticklake.query.safety import check_read_only, confine
+from ticklake.storage.objects import ObjectLocation
+from ticklake.storage.tiers import ColdReads, local_path, tier_of
 
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(ANALYZE\s+)?", re.IGNORECASE)
 _SHOWN = re.compile(r"^\s*(DESCRIBE|SHOW|SUMMARIZE)\s+$", re.IGNORECASE)
@@ -103,6 +105,7 @@ class LakeConnection:
         self._checked: set[str] = set()
         self._last_query: str | None = None
         self._full_snapshot = -1
+        self._cold = ColdReads(config)
         try:
             self.con = connect_duckdb(threads=threads or config.threads)
         except BaseException:
@@ -110,9 +113,12 @@ class LakeConnection:
             unpin(self._pin)
             raise
         try:
+            buckets = self._cold_buckets()
+            if buckets:  # before the lock: httpfs cannot be loaded, nor a secret made, after it
+                self._cold.enable_httpfs(self.con)
             self._refresh_full_views(self.snapshot, strict=False)
             if not unsafe:
-                confine(self.con)
+                confine(self.con, [f"s3://{b}/" for b in buckets])
         except BaseException:
             self.close()  # neither the catalog nor the pin outlives a connection that never opened
             raise
@@ -196,10 +202,18 @@ class LakeConnection:
         return getattr(self.con, name)
 
     def close(self) -> None:
-        """Close DuckDB and the catalog."""
+        """Close DuckDB and the catalog, and let go of cached cold objects."""
         self.con.close()
         self.catalog.close()
+        self._cold.close()
         unpin(self._pin)
+
+    def _cold_buckets(self) -> list[str]:
+        """Buckets this connection may read: those of the catalog's cold objects and of the cold tier setting."""
+        buckets = set(self.catalog.object_buckets())
+        if self.config.cold_uri:
+            buckets.add(ObjectLocation.parse(self.config.cold_uri).bucket)
+        return sorted(buckets)
 
     def __enter__(self) -> LakeConnection:
         return self
@@ -337,15 +351,24 @@ class LakeConnection:
         return name
 
     def _select(self, dataset: Dataset, files: list[LiveFile]) -> str:
+        """One SELECT of the dataset's columns over `files`: warm files by their Hive paths, cold
+        objects (which hold their partition columns) by their cached copies or URIs."""
         spec = dataset.spec
         columns = ", ".join(quote_identifier(c) for c in spec.columns)
-        if not files:
+        warm = [f for f in files if tier_of(f.path) == "warm"]
+        cold = [f for f in files if tier_of(f.path) == "cold"]
+        parts = []
+        if warm:
+            paths = literal_list(str(local_path(self.root, f.path)) for f in warm)
+            hive = "{" + ", ".join(f"'{k}': {spec.columns[k]}" for k in spec.partition_keys) + "}"
+            parts.append(f"SELECT {columns} FROM read_parquet({paths}, hive_partitioning = true, hive_types = {hive})")
+        if cold:
+            paths = literal_list(self._cold.locations(cold, self.con))
+            parts.append(f"SELECT {columns} FROM read_parquet({paths}, hive_partitioning = false)")
+        if not parts:
             typed = ", ".join(f"NULL::{t} AS {quote_identifier(c)}" for c, t in spec.columns.items())
             return f"SELECT {typed} WHERE false"
-        paths = literal_list(str(self.root / f.path) for f in files)
-        hive = "{" + ", ".join(f"'{k}': {spec.columns[k]}" for k in spec.partition_keys) + "}"
-        return f"SELECT {columns} FROM read_parquet({paths}, hive_partitioning = true, hive_types = {hive})"
-
+        return " UNION ALL ".join(parts)
 
 def connect(
     root: str | Path | None = None,

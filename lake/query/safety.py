@@ -12,11 +12,13 @@ and only the statement check keeps ``COPY ... TO '<lake>/...'`` out.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import duckdb
 
 from ticklake.errors import QueryRefused
+from ticklake.query.quoting import literal_list
 
 ADVICE = "needs --unsafe (unsafe=True in Python)"
 
@@ -82,18 +84,19 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
             raise QueryRefused(f"read-only query: {where}{refusal}; {ADVICE}")
 
 
-def confine(con: duckdb.DuckDBPyConnection) -> None:
+def confine(con: duckdb.DuckDBPyConnection, objects: Sequence[str] = ()) -> None:
     """Lock a prepared connection (views made, extensions loaded) so that nothing loosens it again.
 
     Every local path stays readable (``allowed_directories`` is the whole file system; other
-    file systems, such as HTTP, are not); loading or installing extensions is refused, and
+    file systems, such as HTTP, are not, but for the object prefixes in `objects`, the lake's cold
+    buckets, e.g. ``s3://ticks/``); loading or installing extensions is refused, and
     ``lock_configuration`` refuses any later ``SET``. The order matters: DuckDB takes allowed
     directories only while external access is still on.
     """
     for setting in (
         "SET autoinstall_known_extensions = false",
         "SET autoload_known_extensions = false",
-        "SET allowed_directories = ['/']",
+        f"SET allowed_directories = {literal_list(['/', *objects])}",
         "SET enable_external_access = false",
         "SET lock_configuration = true",
     ):

@@ -1,0 +1,120 @@
+"""The tiers a lake's data lives in, and where a reader finds each file.
+
+- **hot**: sealed landing segments not yet compacted (``landing/``), seen by fresh queries;
+- **warm**: Parquet on local disk below the lake root; the catalog records its path relative to the root;
+- **cold**: objects in a bucket (``s3://...``), recorded by their full URI, packed by ``ticklake archive``.
+
+A reader hands DuckDB a local path for a warm file, and for a cold object the copy in the read-through
+cache (fetched with one GET on a miss, its size known from the catalog: no LIST, no HEAD), or, when the
+cache is off or the object larger than its bound, the object's URI for DuckDB's httpfs to read in ranges.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from ticklake.config import LakeConfig
+from ticklake.errors import StorageError
+from ticklake.storage.objects import S3Access, is_uri, object_errors
+
+if TYPE_CHECKING:
+    import duckdb
+
+    from ticklake.catalog import LiveFile
+    from ticklake.storage.cache import ObjectCache
+
+Tier = Literal["hot", "warm", "cold"]
+TIERS: tuple[Tier, ...] = ("hot", "warm", "cold")
+
+
+def tier_of(path: str) -> Tier:
+    """The tier of a catalog file path: cold when it is an object URI, else warm.
+
+    >>> tier_of("s3://b/lake/ticks/tick_type=last/date=2022-01-07/1-a.parquet"), tier_of("lake/ticks/x.parquet")
+    ('cold', 'warm')
+    """
+    return "cold" if is_uri(path) else "warm"
+
+
+def local_path(root: Path, path: str) -> Path:
+    """The local file of a warm catalog path."""
+    return root / path
+
+
+def delete_file(root: Path, path: str, access: S3Access | None = None) -> int:
+    """Delete a stored file of either tier; return the bytes it held (0 when it was gone already)."""
+    if tier_of(path) == "warm":
+        local = local_path(root, path)
+        try:
+            size = local.stat().st_size
+        except FileNotFoundError:
+            return 0
+        local.unlink(missing_ok=True)
+        return size
+    fs = (access or S3Access.from_environment()).filesystem()
+    key = path.removeprefix("s3://")
+    try:
+        size = int(object_errors(path, lambda: fs.info(key))["size"])
+    except StorageError as e:
+        if "no such object" in str(e):
+            return 0
+        raise
+    object_errors(path, lambda: fs.rm_file(key))
+    return size
+
+
+class ColdReads:
+    """How one reader reaches cold objects: settings resolved once, the cache opened on first use."""
+
+    def __init__(self, config: LakeConfig) -> None:
+        self.config = config
+        self._access: S3Access | None = None
+        self._cache: ObjectCache | None = None
+        self._secret_on: set[int] = set()
+
+    @property
+    def access(self) -> S3Access:
+        """The S3 settings, as the AWS SDKs resolve them (once per reader)."""
+        if self._access is None:
+            self._access = S3Access.from_environment()
+        return self._access
+
+    @property
+    def cache(self) -> ObjectCache | None:
+        """The read-through cache (None when ``cache_bytes`` is 0)."""
+        if self._cache is None and self.config.cache_bytes > 0:
+            from ticklake.storage.cache import ObjectCache  # noqa: PLC0415 - only cold reads need it
+
+            self._cache = ObjectCache(self.config.cache_folder, self.config.cache_bytes, self.access)
+        return self._cache
+
+    def locations(self, files: Sequence[LiveFile], con: duckdb.DuckDBPyConnection) -> list[str]:
+        """What DuckDB should read for each cold file: its cached copy, else its URI (httpfs set up on `con`)."""
+        out: list[str] = []
+        for f in files:
+            cached = self.cache.open(f.path, f.bytes, f.sha256) if self.cache is not None else None
+            if cached is not None:
+                out.append(str(cached))
+            else:
+                self.enable_httpfs(con)
+                out.append(f.path)
+        return out
+
+    def enable_httpfs(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Load httpfs into `con` and give it the S3 secret (once per connection)."""
+        if id(con) in self._secret_on:
+            return
+        from ticklake.query.duck import load_extension  # noqa: PLC0415 - storage does not need DuckDB at import
+
+        load_extension(con, "httpfs")
+        self.access.duckdb_secret(con)
+        # Objects never change under a name: their metadata and footers may be cached in this process.
+        con.execute("SET enable_http_metadata_cache = true")
+        self._secret_on.add(id(con))
+
+    def close(self) -> None:
+        """Let go of the cached copies this reader holds (the cache may evict them again)."""
+        if self._cache is not None:
+            self._cache.release()
