@@ -1,0 +1,330 @@
+"""The read-through cache of cold objects: a local, verified copy of each object a reader needs.
+
+Cold objects are immutable and the catalog knows each one's size and SHA-256, so a copy is fetched
+with one GET (no HEAD, no LIST), checked against both, and published under a name derived from its
+URI; a later query finds it by name and size and makes no request at all.
+
+Several processes share one cache folder without a coordinator:
+
+- a copy is written under a unique temporary name and renamed into place, so an entry is always
+  complete; two processes fetching the same object publish identical bytes, and the second finds
+  the first's copy already there;
+- a reader holds a shared ``flock`` on each copy it hands out until `ObjectCache.release`; eviction
+  takes a non-blocking exclusive lock and skips what it cannot lock, so no running query loses a file;
+- a reader re-checks, under its lock, that the name still points at the file it locked, so a copy
+  evicted between its ``open`` and its lock counts as a miss.
+
+Recency is the file's mtime, touched on every hit. Temporary files start with a dot and are never
+entries; those a killed process left are removed once older than `STALE_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import re
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ticklake.errors import ConfigError, StorageError
+from ticklake.storage.files import discard, file_sha256, publish, temp_name
+from ticklake.storage.objects import ObjectLocation, S3Access, object_errors
+
+if TYPE_CHECKING:
+    import s3fs
+
+    from ticklake.config import LakeConfig
+
+STALE_SECONDS = 600  # a temporary file untouched this long belongs to a process that died mid-download
+LOW_WATER = 0.9  # eviction frees down to this share of the bound, so the next misses need not scan
+RESCAN_SECONDS = 30.0  # how long this instance trusts its count of the folder's bytes (others fill it too)
+_SUBFOLDER = re.compile(r"[0-9a-f]{2}")
+_ENTRY = re.compile(r"[0-9a-f]{64}\.parquet")
+_TEMP = re.compile(r"\.[0-9a-f]{64}\.parquet\.[0-9a-f]+\.tmp")
+
+
+def entry_name(uri: str) -> str:
+    """The cache file of an object, relative to the cache folder: a hash of its URI, spread over 256 folders.
+
+    >>> entry_name("s3://b/lake/ticks/tick_type=last/date=2022-01-07/1-a.parquet")
+    'c9/c945814092b17d165304ab04328718ad7ffd7802c94acc0e29c70f2ca1ddf118.parquet'
+    """
+    digest = hashlib.sha256(uri.encode()).hexdigest()
+    return f"{digest[:2]}/{digest}.parquet"
+
+
+@dataclass
+class CacheStats:
+    """What one cache instance did: hits, misses, GET requests made and bytes they fetched."""
+
+    hits: int = 0
+    misses: int = 0
+    requests: int = 0
+    bytes_fetched: int = 0
+
+
+@dataclass(frozen=True)
+class CacheUsage:
+    """Entries and bytes in a cache folder (for `ObjectCache.clear`: what was removed)."""
+
+    folder: Path
+    entries: int
+    bytes: int
+    max_bytes: int
+    locked: int = 0  # clear(): entries left because a running reader holds them
+
+    def summary(self) -> str:
+        """One line: where the cache is, how many objects it holds, and how full it is."""
+        if self.max_bytes == 0:
+            return f"{self.folder}: {_objects(self.entries)}, {self.bytes:,} bytes (cache off: cache_bytes is 0)"
+        share = 100 * self.bytes / self.max_bytes
+        return f"{self.folder}: {_objects(self.entries)}, {self.bytes:,} of {self.max_bytes:,} bytes used ({share:.1f}%)"
+
+    def cleared(self) -> str:
+        """One line: what a clear removed, and what it left because a reader holds it."""
+        left = f"; {self.locked:,} in use by a running reader left" if self.locked else ""
+        return f"cleared {self.folder}: removed {_objects(self.entries)} ({self.bytes:,} bytes){left}"
+
+
+class ObjectCache:
+    """A read-through cache of immutable objects in `folder`, bounded by `max_bytes` (0: off).
+
+    `access` reaches the object store; without it the cache can be inspected and cleared, not filled.
+    """
+
+    def __init__(self, folder: Path, max_bytes: int, access: S3Access | None = None) -> None:
+        self.folder = Path(folder)
+        self.max_bytes = max_bytes
+        self.access = access
+        self.stats = CacheStats()
+        self._held: dict[Path, int] = {}  # entry -> fd holding its shared lock
+        self._fs: s3fs.S3FileSystem | None = None
+        self._known: tuple[float, int] | None = None  # (when scanned, bytes then + bytes fetched since)
+
+    def open(self, uri: str, size: int, sha256: str | None) -> Path | None:
+        """The path of a complete, verified local copy of `uri`, locked until `release`; None if it cannot be cached.
+
+        A hit touches the copy (it becomes the most recently used); a miss fetches the object with
+        one GET, checks its size and SHA-256, publishes it and evicts the least recently used
+        entries beyond the bound. None (the object larger than the bound, or the cache off) means:
+        read the URI directly. A fetched object that does not match raises StorageError and is not kept.
+        """
+        if self.max_bytes == 0 or size > self.max_bytes:
+            return None
+        path = self.folder / entry_name(uri)
+        fd = self._held.pop(path, None)
+        if fd is not None and not _is_entry(fd, path, size):
+            os.close(fd)
+            fd = None
+        if fd is None:
+            fd = _lock_entry(path, size)
+        if fd is not None:
+            self.stats.hits += 1
+            self._held[path] = fd
+            _touch(path)
+            return path
+        self.stats.misses += 1
+        for _ in range(3):  # a concurrent eviction may take a new copy before it is locked: fetch again
+            self._fetch(uri, size, sha256, path)
+            fd = _lock_entry(path, size)
+            if fd is not None:
+                self._held[path] = fd
+                self._added(size)
+                return path
+        raise StorageError(f"{uri}: the cached copy in {self.folder} was evicted as soon as it was fetched; raise cache_bytes")
+
+    def release(self) -> None:
+        """Close the locked copies this instance holds: other processes may evict them again."""
+        held, self._held = self._held, {}
+        for fd in held.values():
+            os.close(fd)
+
+    def contains(self, uri: str, size: int) -> bool:
+        """Whether a copy of `uri` with `size` bytes is cached (it may still be evicted: `open` locks it)."""
+        try:
+            return (self.folder / entry_name(uri)).stat().st_size == size
+        except (FileNotFoundError, NotADirectoryError):
+            return False
+
+    def usage(self) -> CacheUsage:
+        """How many objects and bytes the cache holds now (temporary files of downloads are not entries)."""
+        entries = [size for _, size, _ in self._entries()]
+        return CacheUsage(self.folder, len(entries), sum(entries), self.max_bytes)
+
+    def clear(self) -> CacheUsage:
+        """Remove every entry no running reader holds, and stale temporary files; return what was removed."""
+        removed = removed_bytes = locked = 0
+        for _, size, path in self._entries(clean=True):
+            if _remove_unlocked(path):
+                removed, removed_bytes = removed + 1, removed_bytes + size
+            else:
+                locked += 1
+        return CacheUsage(self.folder, removed, removed_bytes, self.max_bytes, locked)
+
+    # -- filling and evicting ----------------------------------------------------------------
+
+    def _fetch(self, uri: str, size: int, sha256: str | None, path: Path) -> None:
+        """Download `uri` with one GET into a temporary file beside `path`, verify it, publish it."""
+        key = ObjectLocation.parse(uri).key(uri)
+        fs = self._filesystem()
+        tmp = temp_name(path)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            self.stats.requests += 1
+            # max_concurrency=1: one streamed GET; s3fs otherwise re-reads a large object in ranges.
+            object_errors(uri, lambda: fs.get_file(key, str(tmp), max_concurrency=1))
+            got = tmp.stat().st_size
+            self.stats.bytes_fetched += got
+            if got != size:
+                raise StorageError(f"{uri}: fetched {got:,} bytes, the catalog records {size:,}; not cached")
+            if sha256 and file_sha256(tmp) != sha256:
+                raise StorageError(f"{uri}: SHA-256 of the fetched object differs from the catalog's; not cached")
+            self._publish(tmp, path, size)
+        except OSError as e:
+            raise StorageError(f"{uri}: cannot cache in {self.folder}: {e.strerror or e}") from e
+        finally:
+            discard(tmp)  # gone already when published
+
+    def _publish(self, tmp: Path, path: Path, size: int) -> None:
+        """Rename a verified copy into place; a valid copy another process published first is kept."""
+        fd = _lock_entry(path, size)
+        if fd is not None:  # another process fetched it meanwhile: same bytes, keep theirs
+            os.close(fd)
+            return
+        try:
+            # Exclusive unless a damaged copy (wrong size) is there to be replaced: a valid copy
+            # another reader has locked is never renamed over.
+            publish(tmp, path, exclusive=not path.exists())
+        except FileExistsError:
+            pass  # published by another process between the check and the rename
+
+    def _added(self, size: int) -> None:
+        """Count a new copy; scan and evict when the folder may be over its bound (or was counted long ago)."""
+        now = time.monotonic()
+        if self._known is not None and now - self._known[0] < RESCAN_SECONDS and self._known[1] + size <= self.max_bytes:
+            self._known = (self._known[0], self._known[1] + size)
+            return
+        self._known = (now, self._evict())
+
+    def _evict(self) -> int:
+        """Remove least recently used entries nobody holds until the total is within the bound; return the total.
+
+        Over the bound, it frees down to `LOW_WATER` of it: a full cache then scans once per tenth
+        of its bound fetched, not on every miss (a scan stats every entry).
+        """
+        entries = sorted(self._entries(clean=True))
+        total = sum(size for _, size, _ in entries)
+        if total <= self.max_bytes:
+            return total
+        for _, size, path in entries:
+            if total <= self.max_bytes * LOW_WATER:
+                break
+            if path not in self._held and _remove_unlocked(path):
+                total -= size
+        return total
+
+    def _entries(self, *, clean: bool = False) -> list[tuple[float, int, Path]]:
+        """(mtime, size, path) of every entry; with `clean`, remove temporary files left by dead processes."""
+        out: list[tuple[float, int, Path]] = []
+        stale = time.time() - STALE_SECONDS
+        for sub in _scan(self.folder):
+            if not (sub.is_dir(follow_symlinks=False) and _SUBFOLDER.fullmatch(sub.name)):
+                continue
+            for item in _scan(Path(sub.path)):
+                try:
+                    if _ENTRY.fullmatch(item.name):
+                        st = item.stat(follow_symlinks=False)
+                        out.append((st.st_mtime, st.st_size, Path(item.path)))
+                    elif clean and _TEMP.fullmatch(item.name) and item.stat(follow_symlinks=False).st_mtime < stale:
+                        discard(Path(item.path))
+                except FileNotFoundError:
+                    continue  # evicted or published by another process meanwhile
+        return out
+
+    def _filesystem(self) -> s3fs.S3FileSystem:
+        if self.access is None:
+            raise ConfigError(f"cache {self.folder}: opened without object-store access, so it cannot fetch")
+        if self._fs is None:
+            self._fs = self.access.filesystem()
+        return self._fs
+
+
+def cache_usage(config: LakeConfig) -> CacheUsage:
+    """The cold-object cache of `config`: folder, entries, bytes and bound (needs no lake root, no catalog)."""
+    return ObjectCache(config.cache_folder, config.cache_bytes).usage()
+
+
+def clear_cache(config: LakeConfig) -> CacheUsage:
+    """Empty the cold-object cache of `config`, but for what running readers hold; return what was removed."""
+    return ObjectCache(config.cache_folder, config.cache_bytes).clear()
+
+
+def _lock_entry(path: Path, size: int) -> int | None:
+    """An fd holding a shared lock on the entry at `path`, if it is there with `size` bytes; else None."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH)  # waits only while an eviction checks and unlinks it
+        if _is_entry(fd, path, size):
+            return fd
+    except OSError:
+        pass
+    os.close(fd)
+    return None
+
+
+def _is_entry(fd: int, path: Path, size: int) -> bool:
+    """Whether `fd` is still the file named `path` (not evicted or replaced since) and has `size` bytes."""
+    held = os.fstat(fd)
+    try:
+        named = path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    return (held.st_dev, held.st_ino) == (named.st_dev, named.st_ino) and held.st_size == size
+
+
+def _remove_unlocked(path: Path) -> bool:
+    """Delete an entry unless a reader holds it (its lock cannot be taken); True when it is gone."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+        held, named = os.fstat(fd), path.stat()
+        if (held.st_dev, held.st_ino) != (named.st_dev, named.st_ino):
+            return False  # replaced since it was opened: the new copy is another's to judge
+        path.unlink()
+        return True
+    except FileNotFoundError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def _touch(path: Path) -> None:
+    """Mark an entry as just used (its mtime orders eviction); a read-only cache stays as it is."""
+    try:
+        os.utime(path)
+    except OSError:
+        pass
+
+
+def _objects(n: int) -> str:
+    return f"{n:,} cached object" + ("" if n == 1 else "s")
+
+
+def _scan(folder: Path) -> list[os.DirEntry[str]]:
+    try:
+        with os.scandir(folder) as it:
+            return list(it)
+    except (FileNotFoundError, NotADirectoryError):
+        return []
