@@ -21,10 +21,24 @@ CHANGED: dict[str, tuple[str, Any]] = {
     "zstd_level": ("9", 9),
     "bloom_fpp": ("0.001", 0.001),
     "threads": ("4", 4),
+    "cold_uri": ("s3://ticks/lake", "s3://ticks/lake"),
+    "archive_zstd_level": ("12", 12),
+    "archive_row_group_rows": ("4096", 4096),
+    "cache_dir": ("/data/cache", "/data/cache"),
+    "cache_bytes": ("1048576", 1048576),
+    "fresh": ("0", 0),
+    "price_warm_gb_month": ("0.1", 0.1),
+    "price_cold_gb_month": ("0.03", 0.03),
+    "price_cold_ia_gb_month": ("0.01", 0.01),
+    "price_get_per_1000": ("0.001", 0.001),
+    "price_put_per_1000": ("0.01", 0.01),
+    "price_list_per_1000": ("0.01", 0.01),
     "partitions_start": ("2021-06-01-05:00", "2021-06-01-05:00"),
     "schedule_minute": ("25", 25),
     "sensor_interval": ("15", 15),
     "lease_wait": ("2.5", 2.5),
+    "archive_older_than": ("3d", "3d"),
+    "archive_cron": ("0 4 * * *", "0 4 * * *"),
 }
 
 
@@ -47,6 +61,8 @@ def test_settings_are_declared_once_with_type_and_help() -> None:
         ("partitions_start", str, "2020-01-01-00:00"),
         ("schedule_minute", int, 10),
         ("sensor_interval", int, 60),
+        ("archive_older_than", str, "7d"),
+        ("archive_cron", str, "30 2 * * *"),
         ("lease_wait", float, 30.0),
     ]
     assert all(s.help and s.env == "TICKLAKE_" + s.name.upper() for s in SETTINGS + PIPELINE_SETTINGS)

@@ -16,6 +16,11 @@ orphan, whatever its age. When the file kept still holds all rows of a waiting s
 file is the truth cannot be told: the rebuild says so (`cannot fix`), and records the hour so
 that `ticklake check` reports it until the segments are gone.
 
+With a cold tier (``cold_uri``), its objects are cataloged too (the tier is listed once): per day
+and tick type the newest object is kept (an older one is a day packed again whose old object was
+not deleted yet), and the day's warm hourly files older than it are the archive's inputs, left over
+by a run killed before its delete: orphans. Warm files newer than the object are late ticks beside it.
+
 The new catalog is built under a temporary name and renamed into place when complete; a damaged
 catalog is moved aside (``catalog.sqlite.damaged-<time>``), never deleted.
 """
@@ -40,7 +45,7 @@ from ticklake.landing.buffer import sealed_segments
 from ticklake.maintenance.check import catalog_problem
 from ticklake.maintenance.disk import DiskFile, DiskScan, scan_disk
 from ticklake.maintenance.retained import read_segment_rows, recorded_path
-from ticklake.storage.files import discard, file_sha256, move_atomic, publish, temp_name
+from ticklake.storage.files import discard, file_sha256, move_atomic, publish, sha256_hex, temp_name
 from ticklake.storage.layout import consumed_dir, hour_key, landing_folder_hour, partition_path
 from ticklake.storage.parquet import describe_file
 from ticklake.ticks import FILE_SCHEMA
@@ -113,6 +118,47 @@ def rebuild_catalog(config: LakeConfig, *, force: bool = False) -> RebuildResult
     return result
 
 
+def _cold_objects(config: LakeConfig, spec: DatasetSpec, result: RebuildResult) -> tuple[list[NewFile], dict[str, str]]:
+    """The newest object of each archived day in the cold tier, described from its bytes; older
+    objects of a day are orphans. Returns the records and, per day partition, the kept object's name."""
+    import io  # noqa: PLC0415
+
+    from ticklake.build.archive import hours_of  # noqa: PLC0415 - the archive's own rule for file_hours
+    from ticklake.storage.objects import ObjectLocation, S3Access, object_errors  # noqa: PLC0415
+
+    location = ObjectLocation.parse(config.cold_uri)
+    fs = S3Access.from_environment().filesystem()
+    base = location.join(spec.location.split("/")[-1])
+    listed = object_errors(base, lambda: fs.find(base.removeprefix("s3://"), detail=True))
+    days: dict[str, list[tuple[str, int]]] = {}
+    for key, info in listed.items():
+        uri = "s3://" + key
+        rel = uri.removeprefix(base + "/")
+        parts = rel.split("/")
+        if len(parts) != 3 or not parts[2].endswith(".parquet"):
+            result.left_out.append(f"{uri}: not an archived object of {spec.name}")
+            continue
+        days.setdefault("/".join(parts[:2]), []).append((uri, int(info["size"])))
+    added: list[NewFile] = []
+    kept_names: dict[str, str] = {}
+    for day, objects in sorted(days.items()):
+        objects.sort(key=lambda o: o[0].rsplit("/", 1)[-1], reverse=True)
+        uri, size = objects[0]
+        result.orphans += [o[0] for o in objects[1:]]
+        data = object_errors(uri, lambda uri=uri: fs.cat_file(uri.removeprefix("s3://")))
+        try:
+            table = pq.read_table(io.BytesIO(data))
+        except (OSError, pa.ArrowException) as e:
+            result.left_out.append(f"{uri}: unreadable ({' '.join(str(e).split())[:120]})")
+            continue
+        values = dict(part.split("=", 1) for part in day.split("/"))
+        new = describe_file(spec, uri, values, table, size, config, sha256_hex(data))
+        new.hours.update(hours_of(table, spec.time_column))
+        added.append(new)
+        kept_names[day] = uri.rsplit("/", 1)[-1]
+    return added, kept_names
+
+
 def _move_aside(path: Path) -> Path:
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     aside = path.with_name(f"{path.name}.damaged-{stamp}")
@@ -160,17 +206,24 @@ def _catalog_dataset(
 ) -> None:
     """One commit: the kept file of every partition of `spec`, and (ticks) the retained segments."""
     dataset = catalog.ensure_dataset(spec)
+    added: list[NewFile] = []
+    packed: dict[str, str] = {}  # day partition -> name of the object kept for it
+    if spec.name == TICKS.name and config.cold_uri:
+        added, packed = _cold_objects(config, spec, result)
     partitions: dict[str, list[tuple[DiskFile, dict[str, Any]]]] = {}
     for rel, f in scan.data.items():
         if not rel.startswith(spec.location + "/"):
             continue
         values = _partition_values(spec, rel)
+        day = partition_path({k: v for k, v in (values or {}).items() if k != "hour"})
+        if values is not None and day in packed and rel.rsplit("/", 1)[-1] < packed[day]:
+            result.orphans.append(rel)  # an input of the archived object, written before it
+            continue
         if values is None:
             result.left_out.append(f"{rel}: not in a partition folder of {spec.name}")
             continue
         partitions.setdefault(partition_path(values), []).append((f, values))
     expected = _expected_rows(segments)
-    added: list[NewFile] = []
     doubled: dict[str, list[str]] = {}
     for part, candidates in sorted(partitions.items()):
         readable = []
@@ -315,6 +368,9 @@ def _unreconciled(added: list[NewFile], segments: dict[str, list[tuple[ConsumedS
     """Hours whose kept files hold other than the rows their retained segments stored."""
     in_files: Counter[str] = Counter()
     for f in added:
-        in_files[f"{f.partition_values['date']}T{int(f.partition_values['hour']):02d}"] += f.rows
+        if f.hours:  # an archived day: its rows per hour
+            in_files.update(f.hours)
+        else:
+            in_files[f"{f.partition_values['date']}T{int(f.partition_values['hour']):02d}"] += f.rows
     stored = Counter({hour: sum(s.rows_stored for s, _ in items) for hour, items in segments.items()})
     return sorted(h for h in set(in_files) | set(stored) if in_files[h] != stored[h])
