@@ -3,6 +3,8 @@
 Apart from `ticklake.datasets` (which builds Arrow schemas): a query only needs the catalog.
 A lake whose catalog is gone while its data files remain is refused here, by every reader and
 writer alike: read, it would look empty; written, a fresh catalog would shadow those files.
+A remote lake (a root given as s3://bucket/prefix) is opened here too: its published catalog is
+refreshed from the bucket and opened read-only (`ticklake.storage.publication`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,10 @@ def open_catalog(config: LakeConfig, *, write: bool = False, create: bool = Fals
 
     `shared`: the connection is used from several threads, one at a time (the caller locks).
     """
+    if config.source:
+        from ticklake.storage.publication import open_published  # noqa: PLC0415 - only remote lakes need s3fs
+
+        return open_published(config, write=write or create, shared=shared)
     check_root(config, exists=not create)
     if not config.catalog_path.exists():
         refuse_orphaned_data(config)
@@ -35,7 +41,7 @@ def open_catalog(config: LakeConfig, *, write: bool = False, create: bool = Fals
 
 def find_catalog(config: LakeConfig, *, shared: bool = False) -> Catalog | None:
     """The lake's catalog opened read-only, or None while nothing has been compacted yet."""
-    if config.catalog_path.exists():
+    if config.catalog_path.exists() or config.source:
         return open_catalog(config, shared=shared)
     check_root(config, exists=False)
     refuse_orphaned_data(config)
@@ -49,6 +55,8 @@ def check_root(config: LakeConfig, *, exists: bool) -> None:
     Traceback (most recent call last):
     ticklake.errors.NotFoundError: no lake at /no/such/lake (no such folder, so no catalog.sqlite)
     """
+    if config.source:
+        return  # a remote lake: its root is the local copy of its catalog, made when it is fetched
     root = config.root
     if root.exists() and not root.is_dir():
         raise ConfigError(f"lake root {root} is a file, not a folder")

@@ -12,6 +12,7 @@ from ticklake.config import LakeConfig
 from ticklake.datasets import TICKS
 from ticklake.errors import NotFoundError
 from ticklake.landing.buffer import sealed_segments
+from ticklake.storage.publication import LocalTier, local_tier
 
 
 def has_contract(config: LakeConfig, contract_id: int, day: date) -> Presence:
@@ -37,6 +38,8 @@ class Status:
     pending_segments: int
     pending_bytes: int
     consumed_segments: int
+    source: str = ""  # a remote lake (read through its published catalog): its location
+    local_tier: LocalTier | None = None  # of a remote lake: live files on its writer's disk, not readable here
 
 
 def lake_status(config: LakeConfig) -> Status:
@@ -50,10 +53,14 @@ def lake_status(config: LakeConfig) -> Status:
     snapshot = consumed = 0
     totals = LiveTotals(files=0, rows=0, bytes=0)
     catalog = find_catalog(config)
+    local = None
     if catalog is not None:
         with catalog:
             snapshot = catalog.current_snapshot()
             totals = catalog.live_totals()
             consumed = catalog.consumed_segment_count()
+            local = local_tier(catalog) if config.source else None
     pending_bytes = sum(s.bytes for s in pending)
-    return Status(snapshot, totals.files, totals.rows, totals.bytes, len(pending), pending_bytes, consumed)
+    return Status(
+        snapshot, totals.files, totals.rows, totals.bytes, len(pending), pending_bytes, consumed, config.source, local
+    )

@@ -121,7 +121,12 @@ class MotoServer(logging.Handler):
 
     def env(self) -> dict[str, str]:
         """AWS variables for this server (moto takes any credentials)."""
-        return {"AWS_ENDPOINT_URL": self.endpoint, "AWS_ACCESS_KEY_ID": "moto", "AWS_SECRET_ACCESS_KEY": "moto", "AWS_REGION": "us-east-1"}
+        return {
+            "AWS_ENDPOINT_URL": self.endpoint,
+            "AWS_ACCESS_KEY_ID": "moto",
+            "AWS_SECRET_ACCESS_KEY": "moto",
+            "AWS_REGION": "us-east-1",
+        }
 
     def stop(self) -> None:
         logging.getLogger("werkzeug").removeHandler(self)

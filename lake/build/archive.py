@@ -16,23 +16,36 @@ years), holding its partition columns as real columns, so it is read without Hiv
 
 A kill at any step leaves the old state or the new one, both queryable: before the commit an
 uploaded object is an orphan the next run deletes (the journal names it); after it, leftover local
-files are replaced files the next run (or vacuum) deletes.
+files are replaced files the next run (or vacuum) deletes. One run at a time per lake: a run holds
+``_archive/lock`` (``flock``, let go by the kernel when its process dies) and a second one waits
+for it, then finds the days packed; otherwise the second's cleanup would take the first's uploads,
+not yet committed, for a killed run's orphans and delete them.
+
+Only ticks are archived. Rollups (``bars_1m``) are rebuilt per hour and replace that hour's files:
+an hour's bars inside a day object could not be replaced without packing the day again, so a
+rebuild would add to them.
 
 **Late ticks** for an archived day are compacted as usual into an hourly warm file beside the
 archive: queries read both (the catalog lists both), per-hour reconciliation counts both (the
 archive records its rows per hour), and the next archive run packs the day again, the old object
-and the late files into a new object, which replaces them in one commit.
+and the late files into a new object, which replaces them in one commit. The files are packed in
+the order they were committed, so ticks with the same timestamp keep their arrival order.
 """
 
 from __future__ import annotations
 
+import fcntl
 import io
 import json
+import os
+import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +57,7 @@ from ticklake.access import open_catalog
 from ticklake.build.commit import commit_once
 from ticklake.catalog import Catalog, Commit, CommitConflict, Dataset, LiveFile, NewFile
 from ticklake.config import LakeConfig
-from ticklake.datasets import ARCHIVE_SCHEMAS
+from ticklake.datasets import ARCHIVE_SCHEMAS, TICKS
 from ticklake.errors import ConfigError, StorageError
 from ticklake.faults import fault_point
 from ticklake.storage.files import file_sha256, sha256_hex, write_atomic
@@ -54,6 +67,8 @@ from ticklake.storage.parquet import describe_file, encodings
 from ticklake.storage.tiers import ColdReads, delete_file, local_path, tier_of
 
 _ATTEMPTS = 3
+_PACKING = "packing-"  # work folders below _archive/, one per day being packed
+ARCHIVED = (TICKS.name,)  # the datasets archive packs (see the module docstring: not the rollups)
 
 
 @dataclass
@@ -117,11 +132,15 @@ def archive_lake(
     result = ArchiveResult(location.uri, last_day.isoformat(), dry_run)
     cold = ColdReads(config)
     journal = _Journal(config.root)
-    with open_catalog(config, write=True) as catalog:
+    fs: Any = None  # one s3fs instance for the run (a new one costs a client: about half a second)
+    with open_catalog(config, write=True) as catalog, _one_run(config.root, dry_run):
         if not dry_run:
+            _remove_work_folders(config.root)
             result.orphans_removed = journal.clean(catalog, cold.access)
             _delete_moved(config, catalog, cold.access, result)
         for dataset in catalog.datasets():
+            if dataset.spec.name not in ARCHIVED:
+                continue
             for day_partition, files in _old_days(catalog, dataset, last_day):
                 day = ArchivedDay(dataset.spec.name, partition_path(day_partition))
                 if dry_run:
@@ -129,7 +148,8 @@ def archive_lake(
                     day.bytes_in = sum(f.bytes for f in files)
                     result.days.append(day)
                     continue
-                _archive_day(config, catalog, dataset, day_partition, location, cold, journal, day)
+                fs = fs or cold.access.filesystem()
+                _archive_day(config, catalog, dataset, day_partition, location, fs, journal, day)
                 if day.snapshot is not None:
                     result.days.append(day)
         if not dry_run:
@@ -137,6 +157,25 @@ def archive_lake(
             _delete_moved(config, catalog, cold.access, result)
     cold.close()
     return result
+
+
+@contextmanager
+def _one_run(root: Path, dry_run: bool) -> Iterator[None]:
+    """Hold the lake's archive lock for the block (waiting for a run that holds it); a dry run changes
+    nothing and takes none."""
+    if dry_run:
+        yield
+        return
+    path = _work_dir(root) / "lock"
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise StorageError(f"{path}: cannot open the archive lock: {e.strerror or e}") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _old_days(catalog: Catalog, dataset: Dataset, last_day: date) -> list[tuple[dict[str, Any], list[LiveFile]]]:
@@ -162,28 +201,27 @@ def _archive_day(
     dataset: Dataset,
     day: dict[str, Any],
     location: ObjectLocation,
-    cold: ColdReads,
+    fs: Any,
     journal: _Journal,
     out: ArchivedDay,
 ) -> None:
     """Pack, upload, verify and commit one day; a lost race packs the day again from the new state."""
     spec = dataset.spec
-    fs = cold.access.filesystem()
     for attempt in range(_ATTEMPTS):
         files = _day_files(catalog, dataset, day)
         if not files or (all(tier_of(f.path) == "cold" for f in files) and len(files) == 1):
             return  # another archive run packed it meanwhile
-        table = _read_day(config, dataset, files, cold)
+        table = _read_day(config, dataset, files, fs)
         name = f"{time.time_ns() // 1_000_000:013d}-{_token()}.parquet"
         uri = location.join(spec.location.split("/")[-1], partition_path(day), name)
-        with tempfile.TemporaryDirectory(dir=_work_dir(config.root)) as tmp:
+        with tempfile.TemporaryDirectory(prefix=_PACKING, dir=_work_dir(config.root)) as tmp:
             local = Path(tmp) / name
             size = _write_packed(local, table, config)
             digest = file_sha256(local)
             new = describe_file(spec, uri, day, table, size, config, digest)
             new = _with_hours(new, table, spec.time_column)
             journal.add(uri)
-            object_errors(uri, lambda local=local, uri=uri: fs.put_file(str(local), location.key(uri)))
+            object_errors(uri, partial(fs.put_file, str(local), location.key(uri)))
         fault_point("archive.after_upload")
         _verify(fs, location, uri, size, digest, table.num_rows)
         commit = Commit(
@@ -203,9 +241,9 @@ def _archive_day(
             },
         )
         try:
-            snapshot = commit_once(catalog, commit)
+            snapshot = commit_once(catalog, config, commit)
         except CommitConflict:
-            object_errors(uri, lambda uri=uri: fs.rm_file(location.key(uri)))
+            object_errors(uri, partial(fs.rm_file, location.key(uri)))
             journal.remove(uri)
             if attempt == _ATTEMPTS - 1:
                 raise
@@ -227,13 +265,14 @@ def _day_files(catalog: Catalog, dataset: Dataset, day: dict[str, Any]) -> list[
     ]
 
 
-def _read_day(config: LakeConfig, dataset: Dataset, files: Sequence[LiveFile], cold: ColdReads) -> pa.Table:
+def _read_day(config: LakeConfig, dataset: Dataset, files: Sequence[LiveFile], fs: Any) -> pa.Table:
     """Every row of a day's files with its partition columns as real columns, sorted by (contract_id, time)."""
     schema = ARCHIVE_SCHEMAS[dataset.spec.name]
     pieces: list[pa.Table] = []
-    for f in files:
+    # In commit order, so the stable sort below keeps tied ticks in arrival order (late ones last).
+    for f in sorted(files, key=lambda f: (f.added_snapshot, f.path)):
         if tier_of(f.path) == "cold":
-            data = object_errors(f.path, lambda f=f: cold.access.filesystem().cat_file(f.path.removeprefix("s3://")))
+            data = object_errors(f.path, partial(fs.cat_file, f.path.removeprefix("s3://")))
             if len(data) != f.bytes or (f.sha256 and sha256_hex(data) != f.sha256):
                 raise StorageError(f"{f.path}: object differs from the catalog's size or checksum; not packed again")
             table = pq.read_table(io.BytesIO(data))
@@ -268,12 +307,15 @@ def _write_packed(path: Path, table: pa.Table, config: LakeConfig) -> int:
 
 def _with_hours(new: NewFile, table: pa.Table, time_column: str) -> NewFile:
     """The file's record with its rows per event hour (its partition holds no hour)."""
+    new.hours.update(hours_of(table, time_column))
+    return new
+
+
+def hours_of(table: pa.Table, time_column: str) -> dict[str, int]:
+    """Rows per event hour ('2022-01-07T05') of a table spanning hours (the catalog's file_hours)."""
     hours = pc.strftime(table.column(time_column), format="%Y-%m-%dT%H", locale="C")
     counts = pc.value_counts(hours)
-    new.hours.update(
-        zip(counts.field("values").to_pylist(), (int(n) for n in counts.field("counts").to_pylist()), strict=True)
-    )
-    return new
+    return dict(zip(counts.field("values").to_pylist(), (int(n) for n in counts.field("counts").to_pylist()), strict=True))
 
 
 def _verify(fs: Any, location: ObjectLocation, uri: str, size: int, digest: str, rows: int) -> None:
@@ -300,6 +342,12 @@ def _work_dir(root: Path) -> Path:
     folder = root / "_archive"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
+
+
+def _remove_work_folders(root: Path) -> None:
+    """Delete the work folders of runs killed while they packed a day (call it holding the lock: no run is packing)."""
+    for folder in _work_dir(root).glob(f"{_PACKING}*"):
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def _token() -> str:

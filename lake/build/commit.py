@@ -6,7 +6,9 @@ change; `commit_staged` commits it. When the commit loses a race (`CommitConflic
 writer changed what the step read), the files just written are deleted and the step runs again
 on the new state; while the catalog stays locked (`CatalogLocked`), the same commit is tried
 again. Both wait on one backoff schedule. Any other failure, in the step or in the commit,
-deletes the staged files and propagates.
+deletes the staged files and propagates. After every commit, a lake with a cold tier publishes its
+catalog to the bucket for remote readers (`ticklake.storage.publication`); a failed publication
+is a warning, never a failed commit.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from ticklake.config import LakeConfig
 from ticklake.faults import fault_point
 from ticklake.storage.files import discard, file_sha256
 from ticklake.storage.parquet import describe_file, new_file_path, write_data_file
+from ticklake.storage.publication import publish_quietly
 
 R = TypeVar("R")
 T = TypeVar("T")
@@ -85,15 +88,19 @@ def commit_staged(catalog: Catalog, config: LakeConfig, stage: Callable[[FileSin
             sink.discard()
             raise
         staged.then(snapshot)
+        if snapshot is not None:  # outside the try: the files are committed, an interrupt here must not discard them
+            publish_quietly(config)
         return staged.result, snapshot
 
     return _retry(attempt, CommitConflict)
 
 
-def commit_once(catalog: Catalog, commit: Commit) -> int:
+def commit_once(catalog: Catalog, config: LakeConfig, commit: Commit) -> int:
     """Commit a change made outside `commit_staged` (its files already stored), retried while the
-    catalog is locked; a lost race (CommitConflict) is the caller's to handle."""
-    return _retry(lambda: _commit(catalog, commit), CatalogLocked)
+    catalog is locked, then publish it; a lost race (CommitConflict) is the caller's to handle."""
+    snapshot = _retry(lambda: _commit(catalog, commit), CatalogLocked)
+    publish_quietly(config)
+    return snapshot
 
 
 def _commit(catalog: Catalog, commit: Commit) -> int:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable, Sequence
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -144,7 +145,7 @@ def _cold_objects(config: LakeConfig, files: Sequence[StoredFile]) -> tuple[dict
         ]
     for uri in sorted(cold - set(sizes)):
         try:
-            sizes[uri] = int(object_errors(uri, lambda uri=uri: fs.info(uri.removeprefix("s3://")))["size"])
+            sizes[uri] = int(object_errors(uri, partial(fs.info, uri.removeprefix("s3://")))["size"])
         except StorageError as e:
             if "no such object" not in str(e):
                 raise

@@ -30,6 +30,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -145,7 +146,7 @@ def _cold_objects(config: LakeConfig, spec: DatasetSpec, result: RebuildResult) 
         objects.sort(key=lambda o: o[0].rsplit("/", 1)[-1], reverse=True)
         uri, size = objects[0]
         result.orphans += [o[0] for o in objects[1:]]
-        data = object_errors(uri, lambda uri=uri: fs.cat_file(uri.removeprefix("s3://")))
+        data = object_errors(uri, partial(fs.cat_file, uri.removeprefix("s3://")))
         try:
             table = pq.read_table(io.BytesIO(data))
         except (OSError, pa.ArrowException) as e:

@@ -7,7 +7,6 @@ import calendar
 import shutil
 from pathlib import Path
 
-
 from tests.conftest import jsonl, tick
 from tests.objectstore import S3Server
 from ticklake.build.archive import archive_lake
@@ -36,7 +35,8 @@ def _answers(config: LakeConfig) -> list[tuple[object, ...]]:
 
 def test_rebuild_keeps_archived_days_and_late_ticks_once(tmp_path: Path, s3_env: S3Server, s3_prefix: str) -> None:
     config = LakeConfig(root=tmp_path / "lake", writer_id="t", cache_dir=str(tmp_path / "cache"), cold_uri=s3_prefix)
-    _ingest(config, tmp_path, "a.jsonl", [tick(f"2022-01-0{d}T05:{m:02d}:00Z", 10 + m, "last", price=float(m)) for d in (6, 7) for m in range(4)])
+    first = [tick(f"2022-01-0{d}T05:{m:02d}:00Z", 10 + m, "last", price=float(m)) for d in (6, 7) for m in range(4)]
+    _ingest(config, tmp_path, "a.jsonl", first)
     assert len(archive_lake(config, 0, now=NOW).days) == 2
     kept = list((config.root / "lake").rglob("*.parquet"))
     assert kept == []
