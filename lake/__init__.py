@@ -30,6 +30,8 @@ _EXPORTS = {
     "waiting_hours": "ticklake.landing.arrivals",
     "connect": "ticklake.query.connection",
     "LakeConnection": "ticklake.query.connection",
+    "lake_cost": "ticklake.cost",
+    "query_cost": "ticklake.cost",
     "has_contract": "ticklake.status",
     "lake_status": "ticklake.status",
     "parse_hour": "ticklake.storage.layout",

@@ -58,13 +58,13 @@ def catch_errors(func: F) -> F:
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--root",
-    type=click.Path(file_okay=False, path_type=Path),
     default=None,
-    help="Lake root folder (default: $TICKLAKE_ROOT, else ./lakehouse).",
+    help="Lake root folder, or s3://bucket/prefix to read a lake its writer publishes there"
+    " (default: $TICKLAKE_ROOT, else ./lakehouse).",
 )
 @click.option("--verbose", "-v", is_flag=True, help="Show tracebacks of errors.")
 @click.pass_context
-def cli(ctx: click.Context, root: Path | None, verbose: bool) -> None:
+def cli(ctx: click.Context, root: str | None, verbose: bool) -> None:
     """ticklake: a lakehouse for market tick data.
 
     Ticks land as JSON Lines in a landing buffer, are compacted per hour into Hive-partitioned
@@ -74,9 +74,21 @@ def cli(ctx: click.Context, root: Path | None, verbose: bool) -> None:
     ctx.obj = root
 
 
-def _config(ctx: click.Context) -> LakeConfig:
-    root = ctx.find_root().obj
-    return LakeConfig.from_env(root=root)
+def _config(ctx: click.Context, *, writes: str | None = None) -> LakeConfig:
+    """The config from --root and TICKLAKE_*; a command that `writes` refuses a remote (s3://) root."""
+    config = LakeConfig.from_env(root=ctx.find_root().obj)
+    if writes and config.source:
+        from ticklake.storage.publication import refuse_remote
+
+        refuse_remote(config, writes)
+    return config
+
+
+def _publish(config: LakeConfig) -> None:
+    """Publish the catalog after a command that changed it outside the commit path (vacuum, repair)."""
+    from ticklake.storage.publication import publish_quietly
+
+    publish_quietly(config)  # a failure is a warning line on stderr: what the command did stands
 
 
 @cli.command()
@@ -94,7 +106,7 @@ def ingest(ctx: click.Context, files: tuple[str, ...], again: bool) -> None:
     """
     from ticklake.landing.ingest import ingest_files
 
-    config = _config(ctx)
+    config = _config(ctx, writes="ingest")
     report = ingest_files(config, files, progress=_echo_err, again=again)
     for warning in report.warnings:
         _echo_err(f"warning: {warning}")
@@ -128,7 +140,7 @@ def compact(ctx: click.Context, hours: tuple[str, ...], all_hours: bool) -> None
 
     if bool(hours) == all_hours:
         raise ConfigError("give either --hour YYYY-MM-DDTHH (one or more) or --all")
-    config = _config(ctx)
+    config = _config(ctx, writes="compact")
     chosen = pending_hours(config) if all_hours else [parse_hour(text) for text in hours]
     for warning in folder_warnings(config) if all_hours else []:
         _echo_err(f"warning: {warning}")
@@ -154,7 +166,7 @@ def rollup(ctx: click.Context, hours: tuple[str, ...], force: bool) -> None:
     from ticklake.build.rollups import build_bars_1m, summarize_rollups
     from ticklake.storage.layout import parse_hour
 
-    config = _config(ctx)
+    config = _config(ctx, writes="rollup")
     parsed = [parse_hour(text) for text in hours]
     results = []
     for hour in parsed:
@@ -172,7 +184,14 @@ def rollup(ctx: click.Context, hours: tuple[str, ...], force: bool) -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Write the result to FILE.parquet or FILE.csv instead of stdout.",
 )
-@click.option("--explain", is_flag=True, help="Print the snapshot read, the files after each pruning step, and DuckDB's plan.")
+@click.option(
+    "--explain",
+    is_flag=True,
+    help="Print the snapshot read, the files after each pruning step, the requests per tier, and DuckDB's plan.",
+)
+@click.option(
+    "--analyze", is_flag=True, help="With --explain: run the query and add DuckDB's own counts of its object-store requests."
+)
 @click.option("--snapshot", type=int, help="Query this snapshot instead of the newest.")
 @click.option(
     "--as-of",
@@ -183,6 +202,12 @@ def rollup(ctx: click.Context, hours: tuple[str, ...], force: bool) -> None:
 @click.option(
     "--unsafe", is_flag=True, help="Allow statements that write files, attach databases, load extensions or change settings."
 )
+@click.option(
+    "--fresh/--no-fresh",
+    default=None,
+    help="Include ticks landed but not yet compacted, and bars_1m of hours not rolled up yet"
+    " (default: $TICKLAKE_FRESH, on; never with --snapshot/--as-of).",
+)
 @click.pass_context
 @catch_errors
 def sql(
@@ -191,22 +216,28 @@ def sql(
     fmt: str,
     output: Path | None,
     explain: bool,
+    analyze: bool,
     snapshot: int | None,
     as_of: str | None,
     unsafe: bool,
+    fresh: bool | None,
 ) -> None:
     """Run a DuckDB SQL QUERY over the lake (tables: ticks, bars_1m).
 
     Predicates on timestamp, date, hour, tick_type, contract_id, exchange and symbol prune the
     files through the catalog before DuckDB opens any file. The query only reads: COPY, EXPORT,
-    ATTACH, INSTALL/LOAD, SET/RESET/PRAGMA and CREATE SECRET need --unsafe.
+    ATTACH, INSTALL/LOAD, SET/RESET/PRAGMA and CREATE SECRET need --unsafe. Ticks landed but
+    not compacted yet are included, and bars_1m computes the hours not rolled up (--no-fresh: only
+    what is committed).
     """
     from ticklake.query.connection import LakeConnection
     from ticklake.query.output import write_result
 
-    with LakeConnection(_config(ctx), snapshot=snapshot, as_of=as_of, unsafe=unsafe) as lake:
+    with LakeConnection(_config(ctx), snapshot=snapshot, as_of=as_of, unsafe=unsafe, fresh=fresh) as lake:
+        if lake.local_tier is not None and lake.local_tier.files:
+            _echo_err(f"warning: {lake.local_tier.line()}")
         if explain:
-            click.echo(lake.explain(query))
+            click.echo(lake.explain(query, analyze=analyze))
             return
         if output is not None:
             from ticklake.query.output import save_result
@@ -268,11 +299,14 @@ def status(ctx: click.Context) -> None:
     from ticklake.status import lake_status
 
     s = lake_status(_config(ctx))
+    waiting = f"{s.pending_segments:,} sealed segments ({s.pending_bytes:,} bytes) waiting"
+    landing = "on the writer's host" if s.source else waiting  # a remote lake's buffer is not in the bucket
     click.echo(
         f"snapshot {s.snapshot}: {s.files:,} files, {s.rows:,} rows, {s.bytes:,} bytes; "
-        f"landing: {s.pending_segments:,} sealed segments ({s.pending_bytes:,} bytes) waiting, "
-        f"{s.consumed_segments:,} consumed"
+        f"landing: {landing}, {s.consumed_segments:,} consumed"
     )
+    if s.local_tier is not None and s.local_tier.files:
+        click.echo(s.local_tier.line())
 
 
 @cli.command()
@@ -300,7 +334,7 @@ def demo(ctx: click.Context, n_ticks: int, contracts: int, day: Any, seed: int, 
     """
     from ticklake.demo.run import run_demo
 
-    config = _config(ctx)
+    config = _config(ctx, writes="demo")
     run_demo(config, n_ticks=n_ticks, contracts=contracts, day=day.date(), seed=seed, keep=keep, force=force, echo=click.echo)
 
 
@@ -319,7 +353,7 @@ def check(ctx: click.Context) -> None:
     """
     from ticklake.maintenance.check import check_lake
 
-    report = check_lake(_config(ctx))
+    report = check_lake(_config(ctx, writes="check"))
     for finding in report.findings:
         click.echo(finding.line())
     click.echo(report.summary())
@@ -344,7 +378,7 @@ def repair(ctx: click.Context, drop_lost: bool, reindex: bool, dry_run: bool, re
     """
     from ticklake.errors import ConfigError
 
-    config = _config(ctx)
+    config = _config(ctx, writes="repair")
     if rebuild_catalog:
         if drop_lost or reindex or dry_run:
             raise ConfigError("--rebuild-catalog takes no other option than --force")
@@ -354,6 +388,7 @@ def repair(ctx: click.Context, drop_lost: bool, reindex: bool, dry_run: bool, re
         for line in rebuilt.lines():
             click.echo(line)
         click.echo(rebuilt.summary())
+        _publish(config)
         if rebuilt.unfixed:
             sys.exit(1)
         return
@@ -363,6 +398,7 @@ def repair(ctx: click.Context, drop_lost: bool, reindex: bool, dry_run: bool, re
 
     result = repair_lake(config, drop_lost=drop_lost, reindex=reindex, dry_run=dry_run, echo=click.echo)
     click.echo(result.summary())
+    _publish(config)
     if result.unfixed:
         sys.exit(1)
 
@@ -381,10 +417,94 @@ def vacuum(ctx: click.Context, older_than: str | None, dry_run: bool) -> None:
     from ticklake.maintenance.duration import parse_duration
     from ticklake.maintenance.vacuum import vacuum_lake
 
-    result = vacuum_lake(_config(ctx), parse_duration(older_than, "--older-than"), dry_run=dry_run)
+    config = _config(ctx, writes="vacuum")
+    result = vacuum_lake(config, parse_duration(older_than, "--older-than"), dry_run=dry_run)
     for line in result.lines():
         click.echo(line)
     click.echo(result.summary())
+    _publish(config)
+
+
+@cli.command()
+@click.option("--clear", is_flag=True, help="Delete every cached object, but for those a running reader holds.")
+@click.pass_context
+@catch_errors
+def cache(ctx: click.Context, clear: bool) -> None:
+    """The read-through cache of cold objects: its folder, cached objects, and bytes used of its bound.
+
+    Needs no lake: the folder is $TICKLAKE_CACHE_DIR (else the user's cache folder), the bound
+    $TICKLAKE_CACHE_BYTES. --clear removes the copies and prints what it removed and left.
+    """
+    from ticklake.storage.cache import cache_usage, clear_cache
+
+    if clear:
+        click.echo(clear_cache(_config(ctx)).cleared())
+    else:
+        click.echo(cache_usage(_config(ctx)).summary())
+
+
+@cli.command()
+@click.option(
+    "--older-than", "older_than", metavar="DURATION", required=True, help="Archive days that ended longer ago than: 36h, 7d."
+)
+@click.option("--to", "to", metavar="URI", help="Cold tier location, s3://bucket/prefix (default: $TICKLAKE_COLD_URI).")
+@click.option("--dry-run", is_flag=True, help="Print what would be archived and change nothing.")
+@click.pass_context
+@catch_errors
+def archive(ctx: click.Context, older_than: str, to: str | None, dry_run: bool) -> None:
+    """Move days older than DURATION to the cold tier: one object per day and partition (tick type).
+
+    Each object is uploaded, read back and verified, swapped into the catalog in one commit, and
+    only then are the local files deleted. Prints one line per day and a summary.
+    """
+    from ticklake.build.archive import archive_lake
+    from ticklake.maintenance.duration import parse_duration
+
+    seconds = parse_duration(older_than, "--older-than")
+    result = archive_lake(_config(ctx, writes="archive"), seconds, to=to, dry_run=dry_run)
+    for day in result.days:
+        verb = "would pack" if dry_run else ("packed again" if day.repacked else "packed")
+        click.echo(f"  {day.dataset} {day.partition}: {verb} {day.files_in} files, {day.rows:,} rows {day.uri}".rstrip())
+    click.echo(result.summary())
+
+
+@cli.command()
+@click.option("--query", metavar="SQL", help="Price this query's object-store requests instead (it is planned, not run).")
+@click.option(
+    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format."
+)
+@click.pass_context
+@catch_errors
+def cost(ctx: click.Context, query: str | None, fmt: str) -> None:
+    """Storage per tier (hot, warm, cold) at list prices per month, or with --query what a query's requests cost.
+
+    Prices are the price_* settings (TICKLAKE_PRICE_*); figures come from the catalog and the
+    landing folder, and nothing is read from the object store.
+    """
+    import json
+
+    from ticklake.cost import lake_cost, query_cost
+
+    result = query_cost(_config(ctx), query) if query is not None else lake_cost(_config(ctx))
+    if fmt == "json":
+        click.echo(json.dumps(result.as_dict()))
+    else:
+        click.echo("\n".join(result.lines()))
+
+
+@cli.command()
+@click.option("--take-over", is_flag=True, help="Publish over another writer's catalog (only once that writer is gone for good).")
+@click.pass_context
+@catch_errors
+def publish(ctx: click.Context, take_over: bool) -> None:
+    """Publish the catalog to <cold_uri>/_catalog/ now, for readers on other machines (--root s3://...).
+
+    Every commit publishes already; this is for a lake that set its cold tier only now, or after a
+    failed publication. Refused when another writer publishes to the location.
+    """
+    from ticklake.storage.publication import publish_catalog
+
+    click.echo(publish_catalog(_config(ctx, writes="publish"), take_over=take_over).summary())
 
 
 def main() -> None:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, TypeVar, get_type_hints
 
 from ticklake.errors import ConfigError
+from ticklake.storage.objects import ObjectLocation, is_uri
 
 _T = TypeVar("_T")
 Check = Callable[[Any], str | None]  # what is wrong with a value ("must be ..."), or None when it is fine
@@ -38,12 +39,17 @@ def _finite(text: str) -> float:
     return value
 
 
+def _location(text: str) -> str | Path:
+    """A folder, or an object-store URI kept as text (a Path would fold its ``//``)."""
+    return text if is_uri(text) else Path(text)
+
+
 # The types a setting may have: how its variable's text is parsed, and what a bad value was expected to be.
 _PARSERS: dict[type, tuple[Callable[[str], Any], str]] = {
     int: (_integer, "an integer"),
     float: (_finite, "a finite number"),
     str: (str, "a string"),
-    Path: (Path, "a path"),
+    Path: (_location, "a path"),
 }
 
 
@@ -131,6 +137,8 @@ def settings_of(cls: type[Any]) -> tuple[Setting, ...]:
         hints = get_type_hints(cls)
         derived = []
         for f in fields(cls):
+            if f.metadata.get("derived"):
+                continue  # worked out from other settings, not set on its own
             if "help" not in f.metadata:
                 raise TypeError(f"{cls.__name__}.{f.name}: declare it with setting(default, help)")
             derived.append(Setting(f.name, hints[f.name], f.default, f.metadata["help"], f.metadata.get("check")))
@@ -157,7 +165,11 @@ def read_env(settings: Iterable[Setting], environ: Mapping[str, str] | None = No
 class LakeConfig:
     """Everything the library needs to know about one lake."""
 
-    root: Path = setting(Path("./lakehouse"), "Lake root folder: landing buffer, Parquet files and catalog.sqlite live below it.")
+    root: Path = setting(
+        Path("./lakehouse"),
+        "Lake root folder: landing buffer, Parquet files and catalog.sqlite live below it;"
+        " or s3://bucket/prefix: a lake read from another machine, through the catalog its writer publishes there.",
+    )
     writer_id: str = setting("", "Name of this landing writer, used in segment file names (default: host-pid).")
     segment_max_bytes: int = setting(
         64 * 1024 * 1024, "A landing segment is sealed and a new one started past this size.", between(1024, 2**40)
@@ -185,9 +197,26 @@ class LakeConfig:
     fresh: int = setting(
         1, "1: queries see sealed landing segments not yet compacted (the hot tier); 0: compacted data only.", between(0, 1)
     )
+    # List prices for `ticklake cost` (USD, us-east-1); a GB is 2**30 bytes, as AWS bills storage.
+    price_warm_gb_month: float = setting(0.08, "USD per GB-month of local disk (hot and warm tiers; EBS gp3).", between(0))
+    price_cold_gb_month: float = setting(0.023, "USD per GB-month of the cold tier (S3 Standard).", between(0))
+    price_cold_ia_gb_month: float = setting(0.0125, "USD per GB-month of the cold tier as S3 Standard-IA.", between(0))
+    price_get_per_1000: float = setting(0.0004, "USD per 1,000 GET or HEAD requests (S3 Standard).", between(0))
+    price_put_per_1000: float = setting(0.005, "USD per 1,000 PUT requests (S3 Standard).", between(0))
+    price_list_per_1000: float = setting(0.005, "USD per 1,000 LIST requests (S3 Standard).", between(0))
+
+    # A remote lake (`root` given as s3://bucket/prefix): that location, read through the catalog its
+    # writer publishes there (`ticklake.storage.publication`); `root` is then the folder of the local
+    # copy, <cache folder>/catalogs/<bucket>/<prefix>. Empty for a lake on this machine's disk.
+    source: str = field(default="", metadata={"derived": True})
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "root", Path(self.root))
+        root: str | Path = self.root
+        if is_uri(root):
+            location = ObjectLocation.parse(str(root))
+            object.__setattr__(self, "source", location.uri)
+            root = self.cache_folder / "catalogs" / location.bucket / location.prefix
+        object.__setattr__(self, "root", Path(root))
         validate_settings(self)
 
     @classmethod
@@ -201,8 +230,9 @@ class LakeConfig:
         return cls(**values)
 
     def with_root(self, root: str | Path) -> LakeConfig:
-        """The same settings for another lake root."""
-        return replace(self, root=Path(root))
+        """The same settings for another lake root: a folder, or an s3://bucket/prefix read remotely."""
+        changes: dict[str, Any] = {"root": root, "source": ""}
+        return replace(self, **changes)
 
     @property
     def writer_name(self) -> str:

@@ -16,7 +16,8 @@ years), holding its partition columns as real columns, so it is read without Hiv
 
 A kill at any step leaves the old state or the new one, both queryable: before the commit an
 uploaded object is an orphan the next run deletes (the journal names it); after it, leftover local
-files are replaced files the next run (or vacuum) deletes. One run at a time per lake: a run holds
+files are replaced files the next run (or vacuum) deletes; so is the work folder of a run killed
+while it packed a day (``_archive/packing-*``). One run at a time per lake: a run holds
 ``_archive/lock`` (``flock``, let go by the kernel when its process dies) and a second one waits
 for it, then finds the days packed; otherwise the second's cleanup would take the first's uploads,
 not yet committed, for a killed run's orphans and delete them.
@@ -238,6 +239,7 @@ def _archive_day(
                 "rows": table.num_rows,
                 "bytes_in": sum(f.bytes for f in files),
                 "bytes_out": size,
+                "lineage": _lineage(catalog, files),
             },
         )
         try:
@@ -253,6 +255,20 @@ def _archive_day(
         out.files_in, out.bytes_in, out.bytes_out = len(files), sum(f.bytes for f in files), size
         out.repacked = any(tier_of(f.path) == "cold" for f in files)
         return
+
+
+def _lineage(catalog: Catalog, files: Sequence[LiveFile]) -> dict[str, list[int]]:
+    """Per event hour, the hourly files an object packs, through the objects it packs again: what the
+    hour's bars were built from stays what they were built from (`ticklake.build.rollups.source_ids`)."""
+    lineage: dict[str, list[int]] = {}
+    for f in files:
+        values = f.partition_values
+        if "hour" in values:
+            lineage.setdefault(f"{values['date']}T{int(values['hour']):02d}", []).append(f.file_id)
+            continue
+        for hour, ids in catalog.snapshot_summary(f.added_snapshot).get("lineage", {}).items():
+            lineage.setdefault(hour, []).extend(ids)
+    return {h: sorted(ids) for h, ids in sorted(lineage.items())}
 
 
 def _day_files(catalog: Catalog, dataset: Dataset, day: dict[str, Any]) -> list[LiveFile]:

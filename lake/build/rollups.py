@@ -89,8 +89,8 @@ def _stage_bars(
     partition = hour_partition(hour)
     trade_files = hour_files(catalog, ticks, tick_partitions(hour)["last"], snapshot)
     live = catalog.live_files(bars.dataset_id, snapshot=snapshot, partition_paths=[partition_path(partition)])
-    sources = sorted(f.file_id for f in trade_files)
-    result.source_files = len(sources)
+    sources = source_ids(catalog, trade_files, hour)
+    result.source_files = len(trade_files)
     if not force and _built_from(catalog, live) == sources:
         result.rows = sum(f.rows for f in live)
         result.files = [f.path for f in live]
@@ -159,6 +159,25 @@ def compute_bars(config: LakeConfig, trade_files: list[LiveFile], hour: int) -> 
         con.close()
         cold.close()
     return table.cast(BARS_SCHEMA)
+
+
+def source_ids(catalog: Catalog, trade_files: Sequence[LiveFile], hour: int) -> list[int]:
+    """The ids of the hourly trade files an hour's bars are built from: an archived day object
+    stands for the hourly files it packed (its lineage), so archiving leaves the bars up to date."""
+    key = hour_key(hour)
+    ids: list[int] = []
+    for f in trade_files:
+        if "hour" in f.partition_values:
+            ids.append(f.file_id)
+            continue
+        packed = catalog.snapshot_summary(f.added_snapshot).get("lineage", {}).get(key)
+        ids.extend(packed if isinstance(packed, list) else [f.file_id])
+    return sorted(ids)
+
+
+def bars_current(catalog: Catalog, live_bars: list[LiveFile], trade_files: Sequence[LiveFile], hour: int) -> bool:
+    """Whether an hour's live bars were built from exactly its trade files live now (the rollup's rule)."""
+    return _built_from(catalog, live_bars) == source_ids(catalog, trade_files, hour)
 
 
 def _built_from(catalog: Catalog, live: list[LiveFile]) -> list[int] | None:

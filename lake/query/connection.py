@@ -4,6 +4,9 @@ Every reference to a dataset (``ticks``) in a SELECT is found with DuckDB's own 
 (`ticklake.query.predicates`), pruned through the catalog by its own predicates, and rewritten to a
 view over exactly those files. The lake directory is never listed at query time.
 Statements that are not a single SELECT run against a view of the whole snapshot.
+Unless the connection reads a pinned snapshot or `fresh` is off, `ticks` also holds the hot tier
+(sealed landing segments not yet compacted) and `bars_1m` computes the hours not rolled up yet
+(`ticklake.query.fresh`).
 
 Unless opened with ``unsafe``, a connection only reads (`ticklake.query.safety`): statements that
 write files, open databases, load extensions, store secrets or change settings are refused.
@@ -13,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -23,22 +26,27 @@ import duckdb
 
 from ticklake.access import open_catalog
 from ticklake.catalog import Dataset, LiveFile, PrunePlan, prune_files
+from ticklake.catalog.pruning import Condition
 from ticklake.config import LakeConfig
-from ticklake.errors import StorageError
+from ticklake.errors import ConfigError, QueryError, StorageError
 from ticklake.maintenance.pins import pin_reader, unpin
 from ticklake.query.duck import connect_duckdb
 from ticklake.query.failures import failure, guarded, translated
+from ticklake.query.fresh import BARS, TICKS, HotPart, HotTier, Moved
 from ticklake.query.history import SnapshotChoice, choose_snapshot
 from ticklake.query.kinds import PREDICATE_KINDS
 from ticklake.query.predicates import TableRef, find_table_refs
 from ticklake.query.quoting import literal_list, quote_identifier
+from ticklake.query.requests import QueryRequests, add_cache, add_duckdb, count_files
 from ticklake.query.results import ResultStream
 from ticklake.query.safety import check_read_only, confine
 from ticklake.storage.objects import ObjectLocation
+from ticklake.storage.publication import LocalTier, local_tier
 from ticklake.storage.tiers import ColdReads, local_path, tier_of
 
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(ANALYZE\s+)?", re.IGNORECASE)
 _SHOWN = re.compile(r"^\s*(DESCRIBE|SHOW|SUMMARIZE)\s+$", re.IGNORECASE)
+_PLAN_ATTEMPTS = 50  # plans in a row that may find the lake committed meanwhile (see `ticklake.query.fresh`)
 
 
 @dataclass(frozen=True)
@@ -49,6 +57,7 @@ class RefPlan:
     alias: str | None
     text: str
     plan: PrunePlan
+    hot: HotPart | None = None  # the hot tier or computed bars it reads as well
 
     def describe(self) -> str:
         """Steps as ``name: N files (conditions)`` lines."""
@@ -57,6 +66,8 @@ class RefPlan:
         for step in self.plan.steps:
             used = f"  [{'; '.join(step.conditions)}]" if step.conditions else ""
             lines.append(f"  {step.name:<15} {step.files:>7} files{used}")
+        if self.hot is not None:
+            lines.extend(self.hot.lines)
         return "\n".join(lines)
 
 
@@ -87,24 +98,34 @@ class LakeConnection:
         as_of: str | datetime | date | None = None,
         threads: int = 0,
         unsafe: bool = False,
+        fresh: bool | None = None,
     ) -> None:
-        """Pin `snapshot`, or the newest snapshot committed at or before `as_of`; `unsafe` lifts the read-only policy."""
+        """Pin `snapshot`, or the newest snapshot committed at or before `as_of`; `unsafe` lifts the read-only policy.
+
+        `fresh` (default: the ``fresh`` setting) includes the hot tier; a pinned snapshot never does.
+        """
+        if fresh and (snapshot is not None or as_of is not None):
+            raise ConfigError("--fresh reads landing segments not yet committed; a --snapshot or --as-of read never does")
         self.config = config
         self.root = config.root.resolve()
         self.unsafe = unsafe
         self.catalog = open_catalog(config)
         try:
             self.choice: SnapshotChoice = choose_snapshot(self.catalog, snapshot, as_of)
+            # A remote lake (read through its published catalog) cannot read the writer's local files.
+            self.local_tier: LocalTier | None = local_tier(self.catalog, self.choice.snapshot) if config.source else None
             self._pin = pin_reader(self.catalog, config.root, self.choice.snapshot)  # vacuum keeps what this reads
         except BaseException:
             self.catalog.close()
             raise
         self.pinned = self.choice.snapshot
+        self.fresh = bool(config.fresh if fresh is None else fresh) and self.pinned is None and not config.source
         self._views: dict[str, str] = {}
         self._refs_cache: dict[str, list[tuple[TableRef, Dataset]] | None] = {}
         self._checked: set[str] = set()
         self._last_query: str | None = None
         self._full_snapshot = -1
+        self._full_hot: tuple[str, ...] = ()
         self._cold = ColdReads(config)
         try:
             self.con = connect_duckdb(threads=threads or config.threads)
@@ -112,6 +133,7 @@ class LakeConnection:
             self.catalog.close()
             unpin(self._pin)
             raise
+        self._hot = HotTier(self.root, self.con)
         try:
             buckets = self._cold_buckets()
             if buckets:  # before the lock: httpfs cannot be loaded, nor a secret made, after it
@@ -206,6 +228,7 @@ class LakeConnection:
         self.con.close()
         self.catalog.close()
         self._cold.close()
+        self._hot.close()
         unpin(self._pin)
 
     def _cold_buckets(self) -> list[str]:
@@ -235,8 +258,6 @@ class LakeConnection:
         take part in pruning, positional ones (``?``) do not.
         """
         self._check(query)
-        snapshot = self.snapshot
-        self._refresh_full_views(snapshot, strict=False)
         prefix = ""
         m = _EXPLAIN.match(query)
         body = query
@@ -246,19 +267,51 @@ class LakeConnection:
         if refs is None:
             # SET, CREATE, ... may change what constants mean (e.g. TimeZone): forget cached analyses.
             self._refs_cache.clear()
+        for _ in range(_PLAN_ATTEMPTS):
+            try:
+                return self._plan_at(self.snapshot, query, prefix, body, refs)
+            except Moved:
+                continue  # a commit landed while the hot tier was read: plan again on the newer snapshot
+        raise QueryError(f"the lake committed during each of {_PLAN_ATTEMPTS} plans of the query; run it again")
+
+    def _plan_at(
+        self, snapshot: int, query: str, prefix: str, body: str, refs: list[tuple[TableRef, Dataset]] | None
+    ) -> QueryPlan:
+        """The plan of `query` on `snapshot` (see `plan`); `Moved` when the hot tier says to plan again."""
+        self._refresh_full_views(snapshot, strict=False)
+        if refs is None:
             self._refresh_full_views(snapshot, strict=True)
             return QueryPlan(query, query, (), False)
         text = body
         ref_plans: list[RefPlan] = []
         for ref, dataset in sorted(refs, key=lambda rd: rd[0].start, reverse=True):
             pruned = prune_files(self.catalog, dataset, ref.predicates, snapshot=snapshot)
-            view = self._view(dataset, pruned.files)
+            hot = self._hot_part(dataset, ref.predicates, snapshot, pruned.files)
+            view = self._view(dataset, pruned.files, hot)
             # `DESCRIBE ticks` and `SUMMARIZE ticks` name a table, where no alias may follow.
             bare = ref.alias or _SHOWN.match(body[: ref.start])
             alias = "" if bare else " AS " + quote_identifier(dataset.spec.name)
-            ref_plans.append(RefPlan(dataset.spec.name, ref.alias, body[ref.start : ref.end], pruned))
+            ref_plans.append(RefPlan(dataset.spec.name, ref.alias, body[ref.start : ref.end], pruned, hot))
             text = text[: ref.start] + view + alias + text[ref.end :]
         return QueryPlan(query, prefix + text, tuple(reversed(ref_plans)), True)
+
+    def _hot_part(
+        self, dataset: Dataset, predicates: Sequence[Condition], snapshot: int, files: list[LiveFile]
+    ) -> HotPart | None:
+        """What a reference reads beyond `files` when fresh: hot ticks, or bars of hours not rolled up."""
+        if not self.fresh:
+            return None
+        if dataset.spec.name == TICKS:
+            return self._hot.ticks_part(self.catalog, dataset, predicates, snapshot)
+        ticks = self.catalog.dataset(TICKS) if dataset.spec.name == BARS else None
+        if ticks is None:
+            return None
+        return self._hot.bars_part(self.catalog, dataset, ticks, predicates, snapshot, files, self._locations)
+
+    def _locations(self, files: Sequence[LiveFile]) -> list[str]:
+        """What DuckDB reads for `files`: local paths of warm files, then cold objects' copies or URIs."""
+        warm = [str(local_path(self.root, f.path)) for f in files if tier_of(f.path) == "warm"]
+        return warm + self._cold.locations([f for f in files if tier_of(f.path) == "cold"], self.con)
 
     def _check(self, query: str) -> None:
         """Refuse what a read-only connection must not run; a text passed once passes again."""
@@ -294,20 +347,54 @@ class LakeConnection:
         self._refs_cache[body] = refs
         return refs
 
-    def explain(self, query: str) -> str:
-        """Files per pruning step for each reference, then DuckDB's plan."""
+    def requests(self, query: str, *, analyze: bool = False) -> QueryRequests:
+        """Files and objects `query` reads per tier, and the requests and bytes fetched for it.
+
+        The read cache counts its own fetches while the query is planned; with `analyze` the query
+        runs under ``EXPLAIN ANALYZE`` and DuckDB's own HTTP statistics add its direct object reads.
+        """
+        before = self._cold.cache_stats()
+        plan = self.plan(query)
+        after = self._cold.cache_stats()
+        found = QueryRequests()
+        count_files(found, (f.path for ref in plan.refs for f in ref.plan.files))
+        hot = [ref.hot for ref in plan.refs if ref.hot is not None]
+        count_files(found, (path for part in hot for path in part.files))  # trade files of bars computed
+        found.tier("hot").files += sum(part.segments for part in hot)
+        misses, gets, fetched = (a - b for a, b in zip(after[1:], before[1:], strict=True))
+        found.tier("cold").cached = max(0, found.tier("cold").files - misses) if self.config.cache_bytes else 0
+        add_cache(found, 0, misses, gets, fetched)
+        if analyze:
+            with translated(query, self.root):
+                rows = self.con.execute("EXPLAIN ANALYZE " + _EXPLAIN.sub("", plan.sql)).fetchall()
+            add_duckdb(found, [str(r[1]) for r in rows])
+        return found
+
+    def explain(self, query: str, *, analyze: bool = False) -> str:
+        """Files per pruning step for each reference, the requests per tier, then DuckDB's plan."""
+        requests = self.requests(query, analyze=analyze)
         plan = self.plan(query)
         out = [f"reading snapshot {self.snapshot}: {self.choice.reason}"]
+        if self.local_tier is not None and self.local_tier.files:
+            out.append(f"left out: {self.local_tier.line()}")
         if not plan.pruned:
             out.append("not a single SELECT: runs over every file of the snapshot (no catalog pruning)")
         for ref in plan.refs:
             out.append(ref.describe())
             out.extend(f"    {f.path}" for f in ref.plan.files)
+        out.append(self._fresh_note())
+        out.extend(requests.lines())
         with translated(query, self.root):
             rows = self.con.execute("EXPLAIN " + _EXPLAIN.sub("", plan.sql)).fetchall()
         out.append("DuckDB plan:")
         out.extend(str(r[1]) for r in rows)
         return "\n".join(out)
+
+    def _fresh_note(self) -> str:
+        if self.fresh:
+            return "hot tier: included (sealed landing segments not yet compacted; bars_1m computed for hours not rolled up)"
+        why = "a pinned snapshot holds only what was committed" if self.pinned is not None else "fresh is off"
+        return f"hot tier: not included ({why})"
 
     # -- views ------------------------------------------------------------------------------------
 
@@ -316,37 +403,53 @@ class LakeConnection:
 
         DuckDB checks the files when a view is created; a missing file only matters to a query
         that reads it, so outside `strict` (a query that needs the whole snapshot) it is ignored.
+        A view over cold objects would fetch them all: outside `strict` it is left for the
+        statement that needs it (a pruned SELECT reads its own view). The hot tier, which changes
+        without a commit, is looked at only in `strict`.
         """
-        if snapshot == self._full_snapshot:
+        if snapshot == self._full_snapshot and not (strict and self.fresh):
             return
+        views: list[tuple[Dataset, list[LiveFile], HotPart | None]] = []
         for dataset in self.catalog.datasets():
             files = self.catalog.live_files(dataset.dataset_id, snapshot=snapshot)
+            if not strict and any(tier_of(f.path) == "cold" for f in files):
+                self.con.execute(f"DROP VIEW IF EXISTS {quote_identifier(dataset.spec.name)}")
+                return
+            views.append((dataset, files, self._hot_part(dataset, (), snapshot, files) if strict else None))
+        hot = tuple(part.key if part else "" for _, _, part in views)
+        if snapshot == self._full_snapshot and hot == self._full_hot:
+            return
+        for dataset, files, part in views:
             try:
-                self._create_view(quote_identifier(dataset.spec.name), dataset, files)
+                self._create_view(quote_identifier(dataset.spec.name), dataset, files, part)
             except StorageError:
                 if strict:
                     raise
                 self.con.execute(f"DROP VIEW IF EXISTS {quote_identifier(dataset.spec.name)}")
                 return
-        self._full_snapshot = snapshot
+        self._full_snapshot, self._full_hot = snapshot, hot
 
-    def _create_view(self, name: str, dataset: Dataset, files: list[LiveFile]) -> None:
+    def _create_view(self, name: str, dataset: Dataset, files: list[LiveFile], hot: HotPart | None = None) -> None:
         """DuckDB reads a file's schema here: a damaged or missing data file is a StorageError naming it."""
+        select = self._select(dataset, files)
+        if hot is not None:
+            select = hot.view_sql(select)
         try:
-            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {self._select(dataset, files)}")
+            self.con.execute(f"CREATE OR REPLACE TEMP VIEW {name} AS {select}")
         except duckdb.Error as e:
             raise failure(e, None, self.root) from e
 
-    def _view(self, dataset: Dataset, files: list[LiveFile]) -> str:
-        """A temp view over exactly `files`, reused while the same file list comes back."""
-        key = hashlib.sha1("\n".join([dataset.spec.name, *(f.path for f in files)]).encode()).hexdigest()[:16]
+    def _view(self, dataset: Dataset, files: list[LiveFile], hot: HotPart | None = None) -> str:
+        """A temp view over exactly `files` (and `hot`), reused while the same file list (and hot part) comes back."""
+        parts = [dataset.spec.name, *(f.path for f in files), hot.key if hot else ""]
+        key = hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
         name = f"__{dataset.spec.name}_{key}"
         if name not in self._views:
             if len(self._views) > 256:
                 for old in list(self._views)[:128]:
                     self.con.execute(f"DROP VIEW IF EXISTS {old}")
                     del self._views[old]
-            self._create_view(name, dataset, files)
+            self._create_view(name, dataset, files, hot)
             self._views[name] = dataset.spec.name
         return name
 
@@ -355,7 +458,8 @@ class LakeConnection:
         objects (which hold their partition columns) by their cached copies or URIs."""
         spec = dataset.spec
         columns = ", ".join(quote_identifier(c) for c in spec.columns)
-        warm = [f for f in files if tier_of(f.path) == "warm"]
+        # A remote lake's warm files are on its writer's disk (`local_tier` counts them for the reader).
+        warm = [] if self.config.source else [f for f in files if tier_of(f.path) == "warm"]
         cold = [f for f in files if tier_of(f.path) == "cold"]
         parts = []
         if warm:
@@ -377,16 +481,18 @@ def connect(
     as_of: str | datetime | date | None = None,
     config: LakeConfig | None = None,
     unsafe: bool = False,
+    fresh: bool | None = None,
 ) -> LakeConnection:
     """Open a lake for SQL: ``ticklake.connect("lakehouse").sql("SELECT count(*) FROM ticks").fetchall()``.
 
     `snapshot` or `as_of` (an ISO-8601 time, a datetime or a date) reads an older state of the
-    lake; `unsafe` allows statements that write files or change settings.
+    lake; `unsafe` allows statements that write files or change settings; `fresh` (default: the
+    ``fresh`` setting, on) includes ticks landed but not yet compacted.
     """
     cfg = config or LakeConfig.from_env()
     if root is not None:
         cfg = cfg.with_root(root)
-    return LakeConnection(cfg, snapshot=snapshot, as_of=as_of, unsafe=unsafe)
+    return LakeConnection(cfg, snapshot=snapshot, as_of=as_of, unsafe=unsafe, fresh=fresh)
 
 
 def _kinds(dataset: Dataset) -> dict[str, str]:

@@ -114,6 +114,13 @@ class ColdReads:
         con.execute("SET enable_http_metadata_cache = true")
         self._secret_on.add(id(con))
 
+    def cache_stats(self) -> tuple[int, int, int, int]:
+        """(hits, misses, GET requests, bytes fetched) of the read cache so far (zeros before its first use)."""
+        if self._cache is None:
+            return 0, 0, 0, 0
+        s = self._cache.stats
+        return s.hits, s.misses, s.requests, s.bytes_fetched
+
     def close(self) -> None:
         """Let go of the cached copies this reader holds (the cache may evict them again)."""
         if self._cache is not None:

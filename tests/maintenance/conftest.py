@@ -82,5 +82,5 @@ def backdate(path: Path, seconds: float = 7200) -> Path:
 
 
 def rows_of(root: Path, query: str = "SELECT * FROM ticks ORDER BY ALL") -> str:
-    """A query's CSV output through the CLI: what a user would see."""
-    return ok(ticklake(root, "sql", query, "--format", "csv")).stdout
+    """A query's CSV output through the CLI over what is committed (no hot tier): what a user would see."""
+    return ok(ticklake(root, "sql", query, "--format", "csv", "--no-fresh")).stdout

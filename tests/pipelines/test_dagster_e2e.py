@@ -78,8 +78,8 @@ def ticklake(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def sql_rows(root: Path, query: str) -> list[list[str]]:
-    """The CSV rows (header first) of `ticklake sql QUERY`."""
-    result = ticklake(root, "sql", query, "--format", "csv")
+    """The CSV rows (header first) of `ticklake sql QUERY` over what the runs committed (no hot tier)."""
+    result = ticklake(root, "sql", query, "--format", "csv", "--no-fresh")
     assert result.returncode == 0, result.stderr
     return list(csv.reader(io.StringIO(result.stdout)))
 
