@@ -2,7 +2,8 @@
 
 Prints a markdown table and the targets, writes ``results-<scale>.json`` (and a PNG plot when
 matplotlib is installed) to the output folder. Peers whose libraries are not installed
-(``pip install '.[bench]'``) are skipped with a note.
+(``pip install '.[bench]'``) are skipped with a note. Q7, the cold tier on a local S3 server, is
+``python -m bench.cold``.
 """
 
 from __future__ import annotations

@@ -444,14 +444,12 @@ def cache(ctx: click.Context, clear: bool) -> None:
 
 
 @cli.command()
-@click.option(
-    "--older-than", "older_than", metavar="DURATION", required=True, help="Archive days that ended longer ago than: 36h, 7d."
-)
+@click.option("--older-than", "older_than", metavar="DURATION", help="Archive days that ended longer ago than: 36h, 7d.")
 @click.option("--to", "to", metavar="URI", help="Cold tier location, s3://bucket/prefix (default: $TICKLAKE_COLD_URI).")
 @click.option("--dry-run", is_flag=True, help="Print what would be archived and change nothing.")
 @click.pass_context
 @catch_errors
-def archive(ctx: click.Context, older_than: str, to: str | None, dry_run: bool) -> None:
+def archive(ctx: click.Context, older_than: str | None, to: str | None, dry_run: bool) -> None:
     """Move days older than DURATION to the cold tier: one object per day and partition (tick type).
 
     Each object is uploaded, read back and verified, swapped into the catalog in one commit, and

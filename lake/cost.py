@@ -23,7 +23,6 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, astuple, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -41,6 +40,7 @@ from ticklake.query.fresh import BARS, TICKS, HotTier, Moved
 from ticklake.query.kinds import PREDICATE_KINDS
 from ticklake.query.predicates import find_table_refs
 from ticklake.storage.cache import ObjectCache
+from ticklake.storage.files import size_or_zero
 from ticklake.storage.layout import HOUR_US, consumed_dir
 from ticklake.storage.tiers import TIERS, tier_of
 
@@ -146,8 +146,8 @@ def lake_cost(config: LakeConfig) -> LakeCost:
     retention are on local disk too, and priced beside the tiers.
     """
     _check_local(config)
-    hot = [s.bytes + _size(sidecar_path(s.path)) for s in sealed_segments(config.root)]
-    retained = [_size(p) for p in consumed_dir(config.root).rglob("*.jsonl")]
+    hot = [s.bytes + size_or_zero(sidecar_path(s.path)) for s in sealed_segments(config.root)]
+    retained = [size_or_zero(p) for p in consumed_dir(config.root).rglob("*.jsonl")]
     with open_catalog(config) as catalog:
         snapshot = catalog.current_snapshot()
         files = [f for d in catalog.datasets() for f in catalog.live_files(d.dataset_id, snapshot=snapshot)]
@@ -164,14 +164,6 @@ def lake_cost(config: LakeConfig) -> LakeCost:
     )
     kept = TierStorage("retained", len(retained), sum(retained), disk, sum(retained))
     return LakeCost(snapshot, tiers, kept, ia, sum(put_requests(b) for b in cold), config.price_put_per_1000)
-
-
-def _size(path: Path) -> int:
-    """Bytes of a file, 0 when it is not there (a sidecar is optional; compaction may retire a segment meanwhile)."""
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
 
 
 def _check_local(config: LakeConfig) -> None:
@@ -321,7 +313,7 @@ def query_cost(config: LakeConfig, query: str) -> QueryCost:
     cache = ObjectCache(config.cache_folder, config.cache_bytes)
     hits = misses = direct = 0
     tiers: dict[str, Reads] = dict.fromkeys(TIERS, Reads())
-    tiers["hot"] = Reads(len(plan.hot), sum(_size(config.root / p) for p in plan.hot))
+    tiers["hot"] = Reads(len(plan.hot), sum(size_or_zero(config.root / p) for p in plan.hot))
     for f in read.values():
         tier = tier_of(f.path)
         if tier != "cold":

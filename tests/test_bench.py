@@ -44,3 +44,23 @@ def test_scale_l_planning_lake_is_a_real_catalog(tmp_path: Path) -> None:
     assert figures["ticklake"]["one hour"]["files"] == 3  # one hour of three tick types
     assert figures["ticklake"]["absent contract"]["files"] == 0
     assert set(figures["duckdb-glob"]) == set(figures["ticklake"])
+
+
+def test_cold_tier_q7_counts_requests_on_the_server(tmp_path: Path) -> None:
+    from bench.cold import CACHED, DIRECT, FILLED, GLOB, QUERIES, markdown, run, targets
+    from bench.workload import Scale
+
+    workload = generate(Scale("T", 20_000, 1, 60), tmp_path / "data")
+    payload = run(workload, tmp_path / "work", 1, latency=False)  # moto only: counts, no timing asserted
+    payload["targets"] = targets(payload)
+    readers = payload["readers"]
+    assert all(f["identical"] for figures in readers.values() for f in figures.values())
+    for q in QUERIES:
+        assert readers[GLOB][q]["cold_requests"]["list"] >= 1
+        for name in (CACHED, FILLED, DIRECT):
+            assert readers[name][q]["cold_requests"]["list"] == readers[name][q]["warm_requests"]["list"] == 0
+        assert sum(readers[CACHED][q]["warm_requests"][k] for k in ("get", "head", "list")) == 0
+        assert sum(readers[FILLED][q]["cold_requests"][k] for k in ("get", "head", "list")) == 0
+    assert readers[CACHED]["Q6"]["cold_requests"]["get"] == 0  # the catalog answers: no object is read
+    assert readers[CACHED]["Q5"]["cold_requests"]["head"] == 0  # sizes come from the catalog
+    assert "Q7, the cold tier" in markdown(payload)

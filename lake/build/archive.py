@@ -35,10 +35,8 @@ the order they were committed, so ticks with the same timestamp keep their arriv
 
 from __future__ import annotations
 
-import fcntl
 import io
 import json
-import os
 import shutil
 import tempfile
 import time
@@ -61,10 +59,10 @@ from ticklake.config import LakeConfig
 from ticklake.datasets import ARCHIVE_SCHEMAS, TICKS
 from ticklake.errors import ConfigError, StorageError
 from ticklake.faults import fault_point
-from ticklake.storage.files import file_sha256, sha256_hex, write_atomic
+from ticklake.storage.files import file_sha256, held_lock, sha256_hex, write_atomic
 from ticklake.storage.layout import partition_path
 from ticklake.storage.objects import ObjectLocation, S3Access, object_errors
-from ticklake.storage.parquet import describe_file, encodings
+from ticklake.storage.parquet import describe_file, write_data_file
 from ticklake.storage.tiers import ColdReads, delete_file, local_path, tier_of
 
 _ATTEMPTS = 3
@@ -167,16 +165,8 @@ def _one_run(root: Path, dry_run: bool) -> Iterator[None]:
     if dry_run:
         yield
         return
-    path = _work_dir(root) / "lock"
-    try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise StorageError(f"{path}: cannot open the archive lock: {e.strerror or e}") from e
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with held_lock(_work_dir(root) / "lock", "the archive lock"):
         yield
-    finally:
-        os.close(fd)  # releases the lock
 
 
 def _old_days(catalog: Catalog, dataset: Dataset, last_day: date) -> list[tuple[dict[str, Any], list[LiveFile]]]:
@@ -217,7 +207,7 @@ def _archive_day(
         uri = location.join(spec.location.split("/")[-1], partition_path(day), name)
         with tempfile.TemporaryDirectory(prefix=_PACKING, dir=_work_dir(config.root)) as tmp:
             local = Path(tmp) / name
-            size = _write_packed(local, table, config)
+            size = write_data_file(local, table, config, archive=True)
             digest = file_sha256(local)
             new = describe_file(spec, uri, day, table, size, config, digest)
             new = _with_hours(new, table, spec.time_column)
@@ -304,21 +294,6 @@ def _read_day(config: LakeConfig, dataset: Dataset, files: Sequence[LiveFile], f
         pieces.append(table.select(schema.names).cast(schema))
     table = pa.concat_tables(pieces)
     return table.take(pc.sort_indices(table, [("contract_id", "ascending"), (dataset.spec.time_column, "ascending")]))
-
-
-def _write_packed(path: Path, table: pa.Table, config: LakeConfig) -> int:
-    def write(tmp: Path) -> None:
-        pq.write_table(
-            table,
-            tmp,
-            compression="zstd",
-            compression_level=config.archive_zstd_level,
-            row_group_size=config.archive_row_group_rows,
-            write_statistics=True,
-            **encodings(table.schema),
-        )
-
-    return write_atomic(path, write, sync_dir=False)
 
 
 def _with_hours(new: NewFile, table: pa.Table, time_column: str) -> NewFile:

@@ -14,10 +14,8 @@ One ingest of a source at a time: the checkpoint is held under a lock file (``fl
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
@@ -25,7 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from ticklake.errors import StorageError
-from ticklake.storage.files import read_bytes, write_atomic
+from ticklake.storage.files import held_lock, read_bytes, write_atomic
 from ticklake.storage.layout import checkpoints_dir
 
 FIRST_LINE_BYTES = 64 * 1024  # a first line longer than this is fingerprinted by its start
@@ -110,14 +108,5 @@ def save_checkpoint(root: Path, checkpoint: Checkpoint, *, sync_dir: bool = True
 @contextmanager
 def source_lock(root: Path, print_: str) -> Iterator[None]:
     """Hold the source's lock: a second ingest of the same source waits, then sees the first's checkpoint."""
-    folder = checkpoints_dir(root)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd = os.open(folder / f"{print_}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    except OSError as e:
-        raise StorageError(f"{folder}: cannot lock the ingest checkpoint: {e.strerror or e}") from e
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with held_lock(checkpoints_dir(root) / f"{print_}.lock", "the ingest checkpoint's lock"):
         yield
-    finally:
-        os.close(fd)  # releases the lock

@@ -43,7 +43,7 @@ from ticklake.faults import fault_point
 from ticklake.maintenance.check import leftover_findings
 from ticklake.maintenance.disk import scan_disk
 from ticklake.maintenance.pins import Pin, read_pins, unpin
-from ticklake.storage.files import discard
+from ticklake.storage.files import discard, size_or_zero
 from ticklake.storage.objects import S3Access
 from ticklake.storage.tiers import delete_file, tier_of
 
@@ -162,16 +162,16 @@ def delete_replaced(
     if not candidates:
         return 0, 0
     live, _ = read_pins(config.root)
-    doomed, _ = _spare(candidates, live)
+    doomed, spared = _spare(candidates, live)
     if doomed:
         expire_snapshots(catalog, [f.file_id for f in doomed], _iso(time.time()))
     live, _ = read_pins(config.root)
-    doomed, spared = _spare([f for f in replaced_by(catalog, operations) if not f.needed], live)
+    doomed, late = _spare([f for f in replaced_by(catalog, operations) if not f.needed], live)
     for f in doomed:
         delete_file(config.root, f.path, access)
     if doomed:
         forget_files(catalog, [f.file_id for f in doomed])
-    return len(doomed), len(spared)
+    return len(doomed), len(_unique(spared + late))
 
 
 def _access_for(files: Sequence[StoredFile]) -> S3Access | None:
@@ -202,21 +202,14 @@ def _holding(pins: Iterable[Pin], spared: Sequence[StoredFile]) -> list[Pin]:
 def _leftovers(root: Path, cataloged: set[str], leases: set[str], older_than: float, now: float) -> list[tuple[str, str, int]]:
     """(kind, path, bytes) of the crash leftovers past both `older_than` and their in-flight grace."""
     found = leftover_findings(scan_disk(root), cataloged, leases, now, older_than=older_than)
-    return [(f.kind, f.subject, _size(root / f.target)) for f in found if f.target is not None]
+    return [(f.kind, f.subject, size_or_zero(root / f.target)) for f in found if f.target is not None]
 
 
 def _delete(path: Path) -> int:
     """Delete a file; return the bytes it held (0 when it was gone already)."""
-    size = _size(path)
+    size = size_or_zero(path)
     discard(path)
     return size
-
-
-def _size(path: Path) -> int:
-    try:
-        return path.stat().st_size
-    except FileNotFoundError:
-        return 0
 
 
 def _iso(now: float) -> str:

@@ -9,10 +9,12 @@ fills its file over time (an open landing segment) seals it with `publish`.
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from ticklake.errors import StorageError
@@ -121,3 +123,28 @@ def file_sha256(path: Path, block: int = 1 << 20) -> str:
         while chunk := f.read(block):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+@contextmanager
+def held_lock(path: Path, what: str) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on `path` (created, with its folder) for the block, waiting for
+    another holder; the kernel lets go when the process dies, so a killed holder never blocks.
+    `what` names the lock in the error raised when it cannot be opened."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as e:
+        raise StorageError(f"{path}: cannot open {what}: {e.strerror or e}") from e
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def size_or_zero(path: Path) -> int:
+    """Bytes of a file, 0 when it is not there (gone already, or optional like a sidecar)."""
+    try:
+        return path.stat().st_size
+    except FileNotFoundError:
+        return 0

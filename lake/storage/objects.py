@@ -119,7 +119,14 @@ class S3Access:
         return cls(region=region, endpoint=endpoint, path_style=path_style, key_id=key_id, secret=secret, token=token)
 
     def filesystem(self) -> s3fs.S3FileSystem:
-        """An s3fs filesystem with these settings (a fresh instance: its listings cache is never shared)."""
+        """The s3fs filesystem of these settings, one per process: a new client's first request costs
+        0.5-1 s (botocore loads its models, opens a connection), later ones milliseconds. It lists
+        nothing into a cache, so sharing it never serves a stale listing."""
+        if self not in _FILESYSTEMS:
+            _FILESYSTEMS[self] = self._new_filesystem()
+        return _FILESYSTEMS[self]
+
+    def _new_filesystem(self) -> s3fs.S3FileSystem:
         import s3fs  # noqa: PLC0415 - s3fs pulls in aiobotocore
 
         return s3fs.S3FileSystem(
@@ -150,6 +157,9 @@ class S3Access:
             use_ssl = parts.scheme != "http"
         listed = ", ".join(f"{k} {quote_literal(v)}" for k, v in options.items())
         con.execute(f"CREATE OR REPLACE TEMPORARY SECRET ticklake_s3 (TYPE s3, {listed}, USE_SSL {str(use_ssl).lower()})")
+
+
+_FILESYSTEMS: dict[S3Access, Any] = {}
 
 
 def object_errors(what: str, call: Callable[[], T]) -> T:

@@ -47,21 +47,22 @@ def encodings(schema: pa.Schema) -> dict[str, Any]:
     }
 
 
-def write_data_file(path: Path, table: pa.Table, config: LakeConfig) -> int:
-    """Write `table` to `path` atomically with the lake's Parquet settings; return the file size in bytes."""
+def write_data_file(path: Path, table: pa.Table, config: LakeConfig, *, archive: bool = False) -> int:
+    """Write `table` to `path` atomically with the lake's Parquet settings (an `archive` object's:
+    its own zstd level and row groups); return the file size in bytes."""
 
     def write(tmp: Path) -> None:
         pq.write_table(
             table,
             tmp,
             compression="zstd",
-            compression_level=config.zstd_level,
-            row_group_size=config.row_group_rows,
+            compression_level=config.archive_zstd_level if archive else config.zstd_level,
+            row_group_size=config.archive_row_group_rows if archive else config.row_group_rows,
             write_statistics=True,
             **encodings(table.schema),
         )
 
-    return write_atomic(path, write)
+    return write_atomic(path, write, sync_dir=not archive)  # an archive object is uploaded, not kept
 
 
 def describe_file(

@@ -26,7 +26,6 @@ whose path is relative live on the writer's disk (its warm tier) and are left ou
 
 from __future__ import annotations
 
-import fcntl
 import gzip
 import hashlib
 import json
@@ -45,7 +44,7 @@ from typing import TYPE_CHECKING, Any
 from ticklake.catalog import Catalog, CatalogError
 from ticklake.config import LakeConfig
 from ticklake.errors import ConfigError, NotFoundError, StorageError, TicklakeError
-from ticklake.storage.files import discard, temp_name, write_atomic
+from ticklake.storage.files import discard, held_lock, temp_name, write_atomic
 from ticklake.storage.objects import ObjectLocation, S3Access, is_uri, object_errors
 
 if TYPE_CHECKING:
@@ -398,16 +397,8 @@ def _ascii(text: str) -> str:
 @contextmanager
 def _locked(path: Path) -> Iterator[None]:
     """An exclusive lock on `path` (created), held for the block: one publication, or one refresh, at a time."""
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd = open(path, "a+b")  # noqa: SIM115 - held open for the lock's lifetime
-    except OSError as e:
-        raise StorageError(f"{path}: cannot take the lock: {e.strerror or e}") from e
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with held_lock(path, "the publication lock"):
         yield
-    finally:
-        fd.close()
 
 
 __all__ = [

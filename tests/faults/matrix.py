@@ -140,8 +140,9 @@ class Tally:
 
 
 def stored_seqs(root: Path) -> list[int]:
-    """Every stored tick's sequence number, as SQL over the lake sees them (one per row)."""
-    with ticklake.connect(root) as lake:
+    """Every stored (committed) tick's sequence number, as SQL over the lake sees them (one per row);
+    ticks still waiting in the landing buffer are not stored yet, so the hot tier is left out."""
+    with ticklake.connect(root, fresh=False) as lake:
         return [int(r[0]) for r in lake.sql("SELECT size FROM ticks").fetchall()]
 
 

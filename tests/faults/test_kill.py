@@ -44,13 +44,14 @@ from tests.faults.matrix import (
     tick_lines,
 )
 from tests.faults.producer import sealed_count
+from tests.faults.test_archive_kill import ARCHIVE_POINTS
 
 COMPACT_POINTS = ("compact.before_data_write", "compact.after_data_write", "compact.during_commit", "compact.before_retire")
 ROLLUP_POINTS = ("rollup.before_data_write", "rollup.after_data_write", "rollup.during_commit", "rollup.after_commit")
 INGEST_POINTS = ("ingest.after_segment", "ingest.before_checkpoint")
 REPAIR_POINTS = ("repair.during_commit", "drop.during_commit")
 # `ticklake.build.commit` kills at "<operation>.during_commit" for these operations' commits.
-COMMIT_PATH_POINTS = ("compact.during_commit", "rollup.during_commit", *REPAIR_POINTS)
+COMMIT_PATH_POINTS = ("compact.during_commit", "rollup.during_commit", "archive.during_commit", *REPAIR_POINTS)
 
 
 def product_fault_points() -> set[str]:
@@ -64,7 +65,7 @@ VACUUM_POINTS = tuple(sorted(p for p in product_fault_points() if p.startswith("
 
 
 def test_every_fault_point_of_the_product_is_in_the_matrix() -> None:
-    covered = set(COMPACT_POINTS + ROLLUP_POINTS + INGEST_POINTS + REPAIR_POINTS + VACUUM_POINTS)
+    covered = set(COMPACT_POINTS + ROLLUP_POINTS + INGEST_POINTS + REPAIR_POINTS + VACUUM_POINTS + ARCHIVE_POINTS)
     assert product_fault_points() <= covered, product_fault_points() - covered
 
 
