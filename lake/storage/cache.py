@@ -31,11 +31,9 @@ from typing import TYPE_CHECKING
 
 from ticklake.errors import ConfigError, StorageError
 from ticklake.storage.files import discard, file_sha256, publish, temp_name
-from ticklake.storage.objects import ObjectLocation, S3Access, object_errors
+from ticklake.storage.objects import S3Access
 
 if TYPE_CHECKING:
-    import s3fs
-
     from ticklake.config import LakeConfig
 
 STALE_SECONDS = 600  # a temporary file untouched this long belongs to a process that died mid-download
@@ -101,7 +99,6 @@ class ObjectCache:
         self.access = access
         self.stats = CacheStats()
         self._held: dict[Path, int] = {}  # entry -> fd holding its shared lock
-        self._fs: s3fs.S3FileSystem | None = None
         self._known: tuple[float, int] | None = None  # (when scanned, bytes then + bytes fetched since)
 
     def open(self, uri: str, size: int, sha256: str | None) -> Path | None:
@@ -168,15 +165,11 @@ class ObjectCache:
 
     def _fetch(self, uri: str, size: int, sha256: str | None, path: Path) -> None:
         """Download `uri` with one GET into a temporary file beside `path`, verify it, publish it."""
-        key = ObjectLocation.parse(uri).key(uri)
-        fs = self._filesystem()
         tmp = temp_name(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             self.stats.requests += 1
-            # max_concurrency=1: one streamed GET; s3fs otherwise re-reads a large object in ranges.
-            object_errors(uri, lambda: fs.get_file(key, str(tmp), max_concurrency=1))
-            got = tmp.stat().st_size
+            got = self._access().download(uri, tmp)
             self.stats.bytes_fetched += got
             if got != size:
                 raise StorageError(f"{uri}: fetched {got:,} bytes, the catalog records {size:,}; not cached")
@@ -244,12 +237,10 @@ class ObjectCache:
                     continue  # evicted or published by another process meanwhile
         return out
 
-    def _filesystem(self) -> s3fs.S3FileSystem:
+    def _access(self) -> S3Access:
         if self.access is None:
             raise ConfigError(f"cache {self.folder}: opened without object-store access, so it cannot fetch")
-        if self._fs is None:
-            self._fs = self.access.filesystem()
-        return self._fs
+        return self.access
 
 
 def cache_usage(config: LakeConfig) -> CacheUsage:
