@@ -19,6 +19,7 @@ are checked against ticklake's answers on local disk.
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import shutil
 import statistics
@@ -48,7 +49,9 @@ FILLED = "ticklake cache, filled"
 DIRECT = "ticklake cache_bytes=0"
 GLOB = "duckdb glob"
 DUCKLAKE = "ducklake"
-READERS = (LOCAL, CACHED, FILLED, DIRECT, GLOB, DUCKLAKE)
+# DuckLake needs the bench extras (`pip install -e '.[bench]'`); without them Q7 compares the rest.
+HAS_DUCKLAKE = importlib.util.find_spec("duckdb_extension_ducklake") is not None
+READERS = (LOCAL, CACHED, FILLED, DIRECT, GLOB, *((DUCKLAKE,) if HAS_DUCKLAKE else ()))
 _STARTED = time.perf_counter()
 
 
@@ -103,8 +106,9 @@ class ServerStores:
         self.lake = TicklakeColdSystem(work / "ticklake", self.uri)
         _progress(f"archiving to {self.uri}")
         self.lake.archive()
-        _progress(f"loading DuckLake into s3://{BUCKET}/ducklake")
-        DuckLakeS3System(work / "ducklake", f"s3://{BUCKET}/ducklake").load(workload.files)
+        if HAS_DUCKLAKE:
+            _progress(f"loading DuckLake into s3://{BUCKET}/ducklake")
+            DuckLakeS3System(work / "ducklake", f"s3://{BUCKET}/ducklake").load(workload.files)
         self._caches = 0
 
     def _empty_cache(self) -> Path:
@@ -119,7 +123,7 @@ class ServerStores:
         primer.open()
         primer.query(q)
         primer.close()
-        return {
+        makers: dict[str, Callable[[], System]] = {
             LOCAL: lambda: TicklakeSystem(self.warm),
             CACHED: lambda: TicklakeColdSystem(lake, self.uri, cache_dir=self._empty_cache()),
             FILLED: lambda: TicklakeColdSystem(lake, self.uri, cache_dir=filled),
@@ -127,6 +131,7 @@ class ServerStores:
             GLOB: lambda: S3GlobSystem(self.work / "glob", f"{self.uri}/ticks"),
             DUCKLAKE: lambda: DuckLakeS3System(self.work / "ducklake", f"s3://{BUCKET}/ducklake"),
         }
+        return {name: make for name, make in makers.items() if name in READERS}
 
     def measure(self, qs: list[Query], repeat: int, counter: CountingS3 | None) -> dict[str, dict[str, Any]]:
         """{reader: {query: figures}} on the server the environment points at."""

@@ -55,6 +55,7 @@ def test_read_only_lake_answers_refuses_writes_and_loses_nothing(tmp_path: Path,
     assert (query.returncode, query.stdout.splitlines()[-1]) == (0, str(len(A)))
     assert during.exact and during.stored == len(A)
     assert (compact.returncode, ingest.returncode, after.returncode) == (1, 1, 0), after.stderr
+    assert tally.exact, (tally, after.stdout, after.stderr)
     assert_exact(root, tally)
 
 
