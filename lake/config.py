@@ -186,7 +186,9 @@ class LakeConfig:
     cold_uri: str = setting("", "Object-store location of the cold tier (s3://bucket/prefix) that `archive` moves old days to.")
     archive_zstd_level: int = setting(19, "zstd level of archived (cold) files: written once, read for years.", between(1, 22))
     archive_row_group_rows: int = setting(
-        65536, "Rows per row group of an archived file (sorted by contract_id, so a contract spans few).", between(1, 2**31 - 1)
+        16384,
+        "Rows per row group of an archived file (sorted by contract_id, so one contract's ticks are in few).",
+        between(1, 2**31 - 1),
     )
     cache_dir: str = setting(
         "", "Read-through cache of cold objects (default: $XDG_CACHE_HOME/ticklake, else ~/.cache/ticklake)."

@@ -25,12 +25,14 @@ import hashlib
 import os
 import re
 import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from ticklake.errors import ConfigError, StorageError
-from ticklake.storage.files import discard, file_sha256, publish, temp_name
+from ticklake.storage.files import discard, publish, temp_name
 from ticklake.storage.objects import S3Access
 
 if TYPE_CHECKING:
@@ -38,6 +40,7 @@ if TYPE_CHECKING:
 
 STALE_SECONDS = 600  # a temporary file untouched this long belongs to a process that died mid-download
 LOW_WATER = 0.9  # eviction frees down to this share of the bound, so the next misses need not scan
+FETCH_THREADS = 8  # GETs in flight at once for one query's misses
 RESCAN_SECONDS = 30.0  # how long this instance trusts its count of the folder's bytes (others fill it too)
 _SUBFOLDER = re.compile(r"[0-9a-f]{2}")
 _ENTRY = re.compile(r"[0-9a-f]{64}\.parquet")
@@ -52,6 +55,14 @@ def entry_name(uri: str) -> str:
     """
     digest = hashlib.sha256(uri.encode()).hexdigest()
     return f"{digest[:2]}/{digest}.parquet"
+
+
+class CachedObject(NamedTuple):
+    """An object as the catalog knows it: URI, size in bytes, SHA-256 (None: not recorded)."""
+
+    uri: str
+    size: int
+    sha256: str | None
 
 
 @dataclass
@@ -109,29 +120,63 @@ class ObjectCache:
         entries beyond the bound. None (the object larger than the bound, or the cache off) means:
         read the URI directly. A fetched object that does not match raises StorageError and is not kept.
         """
-        if self.max_bytes == 0 or size > self.max_bytes:
-            return None
-        path = self.folder / entry_name(uri)
+        return self.open_many([CachedObject(uri, size, sha256)])[0]
+
+    def open_many(self, objects: Sequence[CachedObject]) -> list[Path | None]:
+        """`open` for each of `objects`, the misses fetched at once (up to `FETCH_THREADS` GETs in flight).
+
+        A query's objects are independent and each GET waits mostly on the network, so a query on an
+        empty cache waits about as long as for its largest object, not for the sum of them.
+        """
+        out: list[Path | None] = [None] * len(objects)
+        missed: list[int] = []
+        for i, o in enumerate(objects):
+            if self.max_bytes == 0 or o.size > self.max_bytes:
+                continue
+            out[i] = self._hit(o)
+            if out[i] is None:
+                missed.append(i)
+        self.stats.misses += len(missed)
+        if len(missed) > 1:
+            with ThreadPoolExecutor(min(FETCH_THREADS, len(missed))) as pool:
+                fetched = list(pool.map(self._fetch, [objects[i] for i in missed]))
+        else:
+            fetched = [self._fetch(objects[i]) for i in missed]
+        self.stats.requests += len(fetched)
+        self.stats.bytes_fetched += sum(fetched)
+        for i in missed:
+            out[i] = self._locked_after_fetch(objects[i])
+        return out
+
+    def _hit(self, o: CachedObject) -> Path | None:
+        """The locked, touched copy of `o` if it is cached (counted as a hit), else None."""
+        path = self.folder / entry_name(o.uri)
         fd = self._held.pop(path, None)
-        if fd is not None and not _is_entry(fd, path, size):
+        if fd is not None and not _is_entry(fd, path, o.size):
             os.close(fd)
             fd = None
         if fd is None:
-            fd = _lock_entry(path, size)
-        if fd is not None:
-            self.stats.hits += 1
-            self._held[path] = fd
-            _touch(path)
-            return path
-        self.stats.misses += 1
-        for _ in range(3):  # a concurrent eviction may take a new copy before it is locked: fetch again
-            self._fetch(uri, size, sha256, path)
-            fd = _lock_entry(path, size)
+            fd = _lock_entry(path, o.size)
+        if fd is None:
+            return None
+        self.stats.hits += 1
+        self._held[path] = fd
+        _touch(path)
+        return path
+
+    def _locked_after_fetch(self, o: CachedObject) -> Path:
+        """Lock the copy just fetched; a concurrent eviction may take it before the lock: fetch again."""
+        path = self.folder / entry_name(o.uri)
+        for attempt in range(3):
+            if attempt:
+                self.stats.requests += 1
+                self.stats.bytes_fetched += self._fetch(o)
+            fd = _lock_entry(path, o.size)
             if fd is not None:
                 self._held[path] = fd
-                self._added(size)
+                self._added(o.size)
                 return path
-        raise StorageError(f"{uri}: the cached copy in {self.folder} was evicted as soon as it was fetched; raise cache_bytes")
+        raise StorageError(f"{o.uri}: the cached copy in {self.folder} was evicted as soon as it was fetched; raise cache_bytes")
 
     def release(self) -> None:
         """Close the locked copies this instance holds: other processes may evict them again."""
@@ -163,19 +208,21 @@ class ObjectCache:
 
     # -- filling and evicting ----------------------------------------------------------------
 
-    def _fetch(self, uri: str, size: int, sha256: str | None, path: Path) -> None:
-        """Download `uri` with one GET into a temporary file beside `path`, verify it, publish it."""
+    def _fetch(self, o: CachedObject) -> int:
+        """Download `o` with one GET into a temporary file beside its entry, verify it, publish it;
+        return the bytes fetched. Safe from several threads at once (it touches no counter)."""
+        uri, size, sha256 = o
+        path = self.folder / entry_name(uri)
         tmp = temp_name(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            self.stats.requests += 1
-            got = self._access().download(uri, tmp)
-            self.stats.bytes_fetched += got
+            got, digest = self._access().download(uri, tmp)
             if got != size:
                 raise StorageError(f"{uri}: fetched {got:,} bytes, the catalog records {size:,}; not cached")
-            if sha256 and file_sha256(tmp) != sha256:
+            if sha256 and digest != sha256:
                 raise StorageError(f"{uri}: SHA-256 of the fetched object differs from the catalog's; not cached")
             self._publish(tmp, path, size)
+            return got
         except OSError as e:
             raise StorageError(f"{uri}: cannot cache in {self.folder}: {e.strerror or e}") from e
         finally:
@@ -189,8 +236,9 @@ class ObjectCache:
             return
         try:
             # Exclusive unless a damaged copy (wrong size) is there to be replaced: a valid copy
-            # another reader has locked is never renamed over.
-            publish(tmp, path, exclusive=not path.exists())
+            # another reader has locked is never renamed over. The copy's bytes are synced before
+            # the rename; the folder is not: a rename lost in a power cut is only a miss later.
+            publish(tmp, path, exclusive=not path.exists(), sync_dir=False)
         except FileExistsError:
             pass  # published by another process between the check and the rename
 

@@ -13,7 +13,9 @@ final unique name, and becomes part of the lake only through the catalog commit 
 
 from __future__ import annotations
 
+import hashlib
 import os
+import threading
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -126,8 +128,9 @@ class S3Access:
             _FILESYSTEMS[self] = self._new_filesystem()
         return _FILESYSTEMS[self]
 
-    def download(self, uri: str, target: Path) -> int:
-        """Fetch a whole object into `target` with one GET (no HEAD: the caller knows its size); return the bytes.
+    def download(self, uri: str, target: Path) -> tuple[int, str]:
+        """Fetch a whole object into `target` with one GET (no HEAD: the caller knows its size);
+        return its bytes and SHA-256, hashed as it streams in.
 
         botocore's own client, one per process: it starts in ~0.2 s where s3fs's asynchronous one
         takes ~1 s before its first request, which a query on an empty cache would wait for.
@@ -135,13 +138,19 @@ class S3Access:
         parts = urlsplit(uri)
         body = object_errors(uri, lambda: self._client().get_object(Bucket=parts.netloc, Key=parts.path.lstrip("/"))["Body"])
         written = 0
+        digest = hashlib.sha256()
         with open(target, "wb") as out:
             for chunk in object_errors(uri, lambda: iter(lambda: body.read(1 << 20), b"")):
                 out.write(chunk)
+                digest.update(chunk)
                 written += len(chunk)
-        return written
+        return written, digest.hexdigest()
 
     def _client(self) -> Any:
+        with _CLIENT_LOCK:  # the read cache downloads from several threads; each must not make its own
+            return self._client_unlocked()
+
+    def _client_unlocked(self) -> Any:
         if self not in _CLIENTS:
             import botocore.session  # noqa: PLC0415
             from botocore import UNSIGNED  # noqa: PLC0415
@@ -197,6 +206,7 @@ class S3Access:
 
 _FILESYSTEMS: dict[S3Access, Any] = {}
 _CLIENTS: dict[S3Access, Any] = {}
+_CLIENT_LOCK = threading.Lock()
 
 
 def object_errors(what: str, call: Callable[[], T]) -> T:

@@ -36,13 +36,17 @@ def new_file_path(spec: DatasetSpec, partition: dict[str, Any]) -> str:
     return f"{spec.location}/{partition_path(partition)}/{name}"
 
 
-def encodings(schema: pa.Schema) -> dict[str, Any]:
+def encodings(schema: pa.Schema, *, archive: bool = False) -> dict[str, Any]:
     """Parquet encodings per column: sorted microsecond timestamps delta-encode to a few bits a row
-    (8.9 -> 6.7 bytes/tick measured on a synthetic day); everything else is dictionary-encoded.
+    (8.9 -> 6.7 bytes/tick measured on a synthetic day); everything else is dictionary-encoded, but
+    for an `archive` object's floats: over a whole day their dictionary outgrows what it saves, and
+    plain values under zstd 19 took 0.825x the bytes of the hourly files where dictionaries took
+    0.858x (one million ticks, one day, three tick types).
     """
     times = [f.name for f in schema if pa.types.is_timestamp(f.type)]
+    plain = [f.name for f in schema if archive and pa.types.is_floating(f.type)]
     return {
-        "use_dictionary": [f.name for f in schema if f.name not in times],
+        "use_dictionary": [f.name for f in schema if f.name not in times and f.name not in plain],
         "column_encoding": {name: "DELTA_BINARY_PACKED" for name in times},
     }
 
@@ -59,7 +63,7 @@ def write_data_file(path: Path, table: pa.Table, config: LakeConfig, *, archive:
             compression_level=config.archive_zstd_level if archive else config.zstd_level,
             row_group_size=config.archive_row_group_rows if archive else config.row_group_rows,
             write_statistics=True,
-            **encodings(table.schema),
+            **encodings(table.schema, archive=archive),
         )
 
     return write_atomic(path, write, sync_dir=not archive)  # an archive object is uploaded, not kept

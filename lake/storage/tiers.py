@@ -92,15 +92,13 @@ class ColdReads:
 
     def locations(self, files: Sequence[LiveFile], con: duckdb.DuckDBPyConnection) -> list[str]:
         """What DuckDB should read for each cold file: its cached copy, else its URI (httpfs set up on `con`)."""
-        out: list[str] = []
-        for f in files:
-            cached = self.cache.open(f.path, f.bytes, f.sha256) if self.cache is not None else None
-            if cached is not None:
-                out.append(str(cached))
-            else:
-                self.enable_httpfs(con)
-                out.append(f.path)
-        return out
+        from ticklake.storage.cache import CachedObject  # noqa: PLC0415 - only cold reads need it
+
+        cache = self.cache
+        cached = cache.open_many([CachedObject(f.path, f.bytes, f.sha256) for f in files]) if cache else [None] * len(files)
+        if None in cached:
+            self.enable_httpfs(con)
+        return [f.path if copy is None else str(copy) for f, copy in zip(files, cached, strict=True)]
 
     def enable_httpfs(self, con: duckdb.DuckDBPyConnection) -> None:
         """Load httpfs into `con` and give it the S3 secret (once per connection)."""

@@ -23,7 +23,7 @@ import s3fs
 
 from tests.objectstore import MotoServer, S3Server
 from ticklake.errors import StorageError
-from ticklake.storage.cache import STALE_SECONDS, ObjectCache, entry_name
+from ticklake.storage.cache import STALE_SECONDS, CachedObject, ObjectCache, entry_name
 from ticklake.storage.objects import S3Access
 
 KiB = 1024
@@ -45,6 +45,10 @@ def put(access: S3Access, data: bytes, name: str = "a.parquet", bucket: str = "t
     uri = f"s3://{bucket}/c-{uuid.uuid4().hex[:10]}/ticks/tick_type=last/date=2022-01-07/{name}"
     _writer(access).pipe_file(uri.removeprefix("s3://"), data)
     return uri, len(data), hashlib.sha256(data).hexdigest()
+
+
+def put_at(access: S3Access, uri: str, data: bytes) -> None:
+    _writer(access).pipe_file(uri.removeprefix("s3://"), data)
 
 
 @functools.cache
@@ -81,6 +85,27 @@ def test_a_miss_is_one_get_and_a_hit_makes_no_request(moto: MotoServer, access: 
     usage = again.usage()
     assert (usage.entries, usage.bytes) == (1, size)
     again.release()
+
+
+def test_a_querys_misses_are_fetched_at_once_each_with_one_get(moto: MotoServer, access: S3Access, tmp_path: Path) -> None:
+    blobs = {n: os.urandom((50 + 10 * i) * KiB) for i, n in enumerate("abcdefghij")}
+    objects = {n: CachedObject(*put(access, data, f"{n}.parquet")) for n, data in blobs.items()}
+    cache = ObjectCache(tmp_path / "cache", 10 * 2**20, access)
+    cache.open(*objects["c"])  # one hit among the misses
+    moto.requests()
+    names = sorted(objects)
+    paths = cache.open_many([objects[n] for n in names])
+    assert [p.read_bytes() if p else None for p in paths] == [blobs[n] for n in names]
+    assert sorted(moto.requests()) == sorted(("GET", key_path(objects[n].uri)) for n in names if n != "c")
+    assert (cache.stats.hits, cache.stats.misses, cache.stats.requests) == (1, 10, 10)  # c: its first open
+    assert cache.stats.bytes_fetched == sum(len(b) for b in blobs.values())
+    cache.release()
+    # one damaged download among them fails the call, naming that object, and leaves no copy of it
+    bad = objects["a"]._replace(uri=objects["a"].uri.replace("a.parquet", "z.parquet"))
+    put_at(access, bad.uri, b"y" * bad.size)
+    with pytest.raises(StorageError, match=r"z\.parquet: SHA-256"):
+        ObjectCache(tmp_path / "cache", 10 * 2**20, access).open_many([objects["b"], bad])
+    assert not (tmp_path / "cache" / entry_name(bad.uri)).exists()
 
 
 def test_what_cannot_be_cached_is_left_to_the_caller(moto: MotoServer, access: S3Access, tmp_path: Path) -> None:
