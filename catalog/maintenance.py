@@ -20,7 +20,7 @@ from ticklake.catalog.records import NewFile
 from ticklake.catalog.store import Catalog
 from ticklake.catalog.writes import insert_index_rows
 
-INDEX_TABLES = ("file_stats", "file_values", "file_blooms", "file_hours")
+INDEX_TABLES = ("file_stats", "file_values", "file_blooms", "file_hours", "file_footers")
 
 _NEEDED = (
     "(f.removed_snapshot IS NULL OR EXISTS (SELECT 1 FROM snapshots s WHERE s.snapshot_id >= f.added_snapshot"

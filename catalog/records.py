@@ -6,6 +6,7 @@ select list is derived from the record (`columns`) and never written out by hand
 
 from __future__ import annotations
 
+import builtins
 import json
 from dataclasses import dataclass, field, fields
 from functools import cached_property
@@ -60,6 +61,7 @@ class NewFile:
     blooms: dict[str, BloomFilter] = field(default_factory=dict)
     sha256: str | None = None  # of the file as written
     hours: dict[str, int] = field(default_factory=dict)  # rows per event hour, when the partition holds no hour
+    footer: builtins.bytes | None = None  # a cold object's Parquet footer (its last bytes), for ranged reads
 
 
 @dataclass(frozen=True)

@@ -316,6 +316,16 @@ class Catalog:
         rows = self.db.execute("SELECT hour, rows FROM file_hours WHERE file_id = ?", (file_id,))
         return {h: int(n) for h, n in rows}
 
+    def footers(self, file_ids: Sequence[int]) -> dict[int, bytes]:
+        """The Parquet footers the catalog holds of these files (cold objects archived since version 6)."""
+        if not file_ids or self.db.execute("SELECT 1 FROM sqlite_master WHERE name = 'file_footers'").fetchone() is None:
+            return {}  # a reader's copy of an older catalog: objects are then read whole
+        rows = self.db.execute(
+            "SELECT file_id, footer FROM file_footers WHERE file_id IN (SELECT value FROM json_each(?))",
+            (json.dumps(sorted(file_ids)),),
+        )
+        return {int(i): bytes(b) for i, b in rows}
+
     def object_buckets(self) -> list[str]:
         """Buckets that hold files of this catalog (paths ``s3://bucket/...``), live or not."""
         rows = self.db.execute(

@@ -117,3 +117,5 @@ def insert_index_rows(db: sqlite3.Connection, file_id: int | None, new: NewFile)
     db.executemany(
         "INSERT INTO file_hours (file_id, hour, rows) VALUES (?, ?, ?)", [(file_id, h, n) for h, n in new.hours.items()]
     )
+    if new.footer is not None:
+        db.execute("INSERT INTO file_footers (file_id, footer) VALUES (?, ?)", (file_id, new.footer))

@@ -62,7 +62,7 @@ from ticklake.faults import fault_point
 from ticklake.storage.files import file_sha256, held_lock, sha256_hex, write_atomic
 from ticklake.storage.layout import partition_path
 from ticklake.storage.objects import ObjectLocation, S3Access, object_errors
-from ticklake.storage.parquet import describe_file, write_data_file
+from ticklake.storage.parquet import describe_file, file_footer, write_data_file
 from ticklake.storage.tiers import ColdReads, delete_file, local_path, tier_of
 
 _ATTEMPTS = 3
@@ -209,7 +209,7 @@ def _archive_day(
             local = Path(tmp) / name
             size = write_data_file(local, table, config, archive=True)
             digest = file_sha256(local)
-            new = describe_file(spec, uri, day, table, size, config, digest)
+            new = describe_file(spec, uri, day, table, size, config, digest, file_footer(local))
             new = _with_hours(new, table, spec.time_column)
             journal.add(uri)
             object_errors(uri, partial(fs.put_file, str(local), location.key(uri)))

@@ -48,7 +48,7 @@ from ticklake.maintenance.disk import DiskFile, DiskScan, scan_disk
 from ticklake.maintenance.retained import read_segment_rows, recorded_path
 from ticklake.storage.files import discard, file_sha256, move_atomic, publish, sha256_hex, temp_name
 from ticklake.storage.layout import consumed_dir, hour_key, landing_folder_hour, partition_path
-from ticklake.storage.parquet import describe_file
+from ticklake.storage.parquet import describe_file, footer_of
 from ticklake.ticks import FILE_SCHEMA
 
 
@@ -153,7 +153,7 @@ def _cold_objects(config: LakeConfig, spec: DatasetSpec, result: RebuildResult) 
             result.left_out.append(f"{uri}: unreadable ({' '.join(str(e).split())[:120]})")
             continue
         values = dict(part.split("=", 1) for part in day.split("/"))
-        new = describe_file(spec, uri, values, table, size, config, sha256_hex(data))
+        new = describe_file(spec, uri, values, table, size, config, sha256_hex(data), footer_of(data))
         new.hours.update(hours_of(table, spec.time_column))
         added.append(new)
         kept_names[day] = uri.rsplit("/", 1)[-1]

@@ -24,6 +24,7 @@ import fcntl
 import hashlib
 import os
 import re
+import threading
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -58,11 +59,18 @@ def entry_name(uri: str) -> str:
 
 
 class CachedObject(NamedTuple):
-    """An object as the catalog knows it: URI, size in bytes, SHA-256 (None: not recorded)."""
+    """An object as the catalog knows it: URI, size in bytes, SHA-256 (None: not recorded); or, with
+    `start`, the `size` bytes of it from there (a row groups' span, verified by its pages' CRC-32s)."""
 
     uri: str
     size: int
     sha256: str | None
+    start: int | None = None
+
+    @property
+    def key(self) -> str:
+        """What the entry is named after: the URI, and the byte range of a span."""
+        return self.uri if self.start is None else f"{self.uri}#bytes={self.start}-{self.start + self.size - 1}"
 
 
 @dataclass
@@ -138,8 +146,7 @@ class ObjectCache:
                 missed.append(i)
         self.stats.misses += len(missed)
         if len(missed) > 1:
-            with ThreadPoolExecutor(min(FETCH_THREADS, len(missed))) as pool:
-                fetched = list(pool.map(self._fetch, [objects[i] for i in missed]))
+            fetched = list(fetch_pool().map(self._fetch, [objects[i] for i in missed]))
         else:
             fetched = [self._fetch(objects[i]) for i in missed]
         self.stats.requests += len(fetched)
@@ -150,7 +157,7 @@ class ObjectCache:
 
     def _hit(self, o: CachedObject) -> Path | None:
         """The locked, touched copy of `o` if it is cached (counted as a hit), else None."""
-        path = self.folder / entry_name(o.uri)
+        path = self.folder / entry_name(o.key)
         fd = self._held.pop(path, None)
         if fd is not None and not _is_entry(fd, path, o.size):
             os.close(fd)
@@ -166,7 +173,7 @@ class ObjectCache:
 
     def _locked_after_fetch(self, o: CachedObject) -> Path:
         """Lock the copy just fetched; a concurrent eviction may take it before the lock: fetch again."""
-        path = self.folder / entry_name(o.uri)
+        path = self.folder / entry_name(o.key)
         for attempt in range(3):
             if attempt:
                 self.stats.requests += 1
@@ -211,12 +218,12 @@ class ObjectCache:
     def _fetch(self, o: CachedObject) -> int:
         """Download `o` with one GET into a temporary file beside its entry, verify it, publish it;
         return the bytes fetched. Safe from several threads at once (it touches no counter)."""
-        uri, size, sha256 = o
-        path = self.folder / entry_name(uri)
+        uri, size, sha256, start = o
+        path = self.folder / entry_name(o.key)
         tmp = temp_name(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            got, digest = self._access().download(uri, tmp)
+            got, digest = self._access().download(uri, tmp, None if start is None else (start, size))
             if got != size:
                 raise StorageError(f"{uri}: fetched {got:,} bytes, the catalog records {size:,}; not cached")
             if sha256 and digest != sha256:
@@ -289,6 +296,20 @@ class ObjectCache:
         if self.access is None:
             raise ConfigError(f"cache {self.folder}: opened without object-store access, so it cannot fetch")
         return self.access
+
+
+def fetch_pool() -> ThreadPoolExecutor:
+    """The threads that fetch (and decode) cold objects for every reader of this process, made once:
+    a query on an empty cache should not wait for threads to start."""
+    global _POOL  # noqa: PLW0603 - one pool per process, like the S3 client it uses
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(FETCH_THREADS, thread_name_prefix="ticklake-fetch")
+        return _POOL
+
+
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
 
 
 def cache_usage(config: LakeConfig) -> CacheUsage:

@@ -63,10 +63,35 @@ def write_data_file(path: Path, table: pa.Table, config: LakeConfig, *, archive:
             compression_level=config.archive_zstd_level if archive else config.zstd_level,
             row_group_size=config.archive_row_group_rows if archive else config.row_group_rows,
             write_statistics=True,
+            # an archived object is also read by byte ranges, which its pages' CRC-32s then verify
+            write_page_checksum=archive,
             **encodings(table.schema, archive=archive),
         )
 
     return write_atomic(path, write, sync_dir=not archive)  # an archive object is uploaded, not kept
+
+
+def footer_of(tail: bytes) -> bytes:
+    """The footer of a Parquet file from its last bytes (at least the footer's): FileMetaData, length, magic.
+
+    >>> footer_of(b"...data..." + b"meta" + (4).to_bytes(4, "little") + b"PAR1")
+    b'meta\\x04\\x00\\x00\\x00PAR1'
+    """
+    if len(tail) < 8 or tail[-4:] != b"PAR1":
+        raise ValueError("not the end of a Parquet file")
+    length = int.from_bytes(tail[-8:-4], "little") + 8
+    if length > len(tail):
+        raise ValueError("the footer is longer than the bytes given")
+    return tail[-length:]
+
+
+def file_footer(path: Path) -> bytes:
+    """The footer of the Parquet file at `path` (see `footer_of`)."""
+    with open(path, "rb") as f:
+        f.seek(-8, 2)
+        length = int.from_bytes(f.read(4), "little") + 8
+        f.seek(-length, 2)
+        return footer_of(f.read())
 
 
 def describe_file(
@@ -77,6 +102,7 @@ def describe_file(
     size: int,
     config: LakeConfig,
     sha256: str | None = None,
+    footer: bytes | None = None,
 ) -> NewFile:
     """The catalog record of a written file: stats, inverted-index values, Bloom filters."""
     times = pc.cast(table.column(spec.time_column), pa.int64())
@@ -116,4 +142,5 @@ def describe_file(
         values=values,
         blooms=blooms,
         sha256=sha256,
+        footer=footer,
     )

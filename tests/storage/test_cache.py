@@ -91,7 +91,7 @@ def test_a_querys_misses_are_fetched_at_once_each_with_one_get(moto: MotoServer,
     blobs = {n: os.urandom((50 + 10 * i) * KiB) for i, n in enumerate("abcdefghij")}
     objects = {n: CachedObject(*put(access, data, f"{n}.parquet")) for n, data in blobs.items()}
     cache = ObjectCache(tmp_path / "cache", 10 * 2**20, access)
-    cache.open(*objects["c"])  # one hit among the misses
+    cache.open_many([objects["c"]])  # one hit among the misses
     moto.requests()
     names = sorted(objects)
     paths = cache.open_many([objects[n] for n in names])

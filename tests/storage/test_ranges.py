@@ -1,0 +1,183 @@
+"""Reading archived objects by the byte ranges of the row groups a query can need: the row groups are
+picked as the catalog prunes files, only their spans are fetched (one ranged GET per run, counted by
+moto's own request log), damaged or missing bytes are never decoded, and every answer equals the
+answer over whole objects."""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+import uuid
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pytest
+
+import ticklake
+from tests.build.test_archive import WEEK, lake_config, local_data_files, make_tick
+from tests.objectstore import MotoServer
+from ticklake.access import open_catalog
+from ticklake.build.archive import archive_lake
+from ticklake.build.compaction import compact_all
+from ticklake.config import LakeConfig
+from ticklake.errors import StorageError
+from ticklake.landing.writer import LandingWriter
+from ticklake.storage.parquet import file_footer, sort_ticks, write_data_file
+from ticklake.storage.ranges import PARTIAL_SHARE, RangePlan, plan_ranges, read_row_groups
+
+CONTRACTS = 40
+PER_CONTRACT = 50
+
+
+@dataclass(frozen=True)
+class Cond:
+    column: str
+    op: str
+    values: tuple[Any, ...]
+
+
+@pytest.fixture(scope="module")
+def archived(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes, pa.Table]:
+    """An object as the archive writes it: 2,000 ticks sorted by contract, 100-row groups."""
+    config = LakeConfig(root=tmp_path_factory.mktemp("ranges"), archive_row_group_rows=100)
+    n = CONTRACTS * PER_CONTRACT
+    table = sort_ticks(
+        pa.table(
+            {
+                "timestamp": pa.array([1_641_500_000_000_000 + i for i in range(n)], pa.timestamp("us", "UTC")),
+                "contract_id": pa.array([(i * 7) % CONTRACTS + 1 for i in range(n)], pa.int64()),
+                "price": pa.array([100.0 + (i % 97) / 4 for i in range(n)]),
+                "exchange": pa.array(["ISLAND", "ARCA"] * (n // 2)),
+            }
+        )
+    )
+    path = config.root / "day.parquet"
+    write_data_file(path, table, config, archive=True)
+    return path, path.read_bytes(), table
+
+
+def spans_of(data: bytes, plan: RangePlan) -> list[bytes]:
+    return [data[start : start + length] for start, length in plan.spans]
+
+
+def test_one_contract_is_the_row_groups_that_may_hold_it(archived: tuple[Path, bytes, pa.Table]) -> None:
+    path, data, table = archived
+    footer = file_footer(path)
+    plan = plan_ranges(footer, len(data), [Cond("contract_id", "=", (17,))])
+    assert plan is not None and len(plan.row_groups) in (1, 2) and len(plan.spans) == 1
+    assert plan.bytes < len(data) / 5
+    rows = read_row_groups(footer, len(data), plan, spans_of(data, plan))
+    assert rows.num_rows == 100 * len(plan.row_groups)
+    mine = rows.filter(pa.compute.equal(rows["contract_id"], 17))
+    assert mine.equals(table.filter(pa.compute.equal(table["contract_id"], 17)))
+
+
+def test_distant_contracts_are_separate_spans_and_what_nothing_matches_fetches_nothing(
+    archived: tuple[Path, bytes, pa.Table],
+) -> None:
+    path, data, _ = archived
+    footer = file_footer(path)
+    plan = plan_ranges(footer, len(data), [Cond("contract_id", "in", (2, 39))], gap=0)
+    assert plan is not None and len(plan.spans) == 2
+    near = plan_ranges(footer, len(data), [Cond("contract_id", "in", (2, 39))])  # the bytes between cost less than a GET
+    assert near is None or len(near.spans) == 1
+    none = plan_ranges(footer, len(data), [Cond("contract_id", ">", (1000,))])
+    assert none is not None and none.row_groups == () and none.spans == ()
+
+
+def test_an_object_is_read_whole_when_little_of_it_is_ruled_out(archived: tuple[Path, bytes, pa.Table]) -> None:
+    path, data, _ = archived
+    footer = file_footer(path)
+    assert plan_ranges(footer, len(data), []) is None  # nothing to judge row groups by
+    assert plan_ranges(footer, len(data), [Cond("contract_id", ">=", (2,))]) is None  # most of it: one GET of all
+    assert plan_ranges(footer, len(data), [Cond("contract_id", "=", (17,))], skip={"contract_id"}) is None
+    assert plan_ranges(footer, len(data), [Cond("no_such_column", "=", (1,))]) is None
+    half = plan_ranges(footer, len(data), [Cond("contract_id", "<=", (10,))])
+    assert half is not None and half.bytes <= PARTIAL_SHARE * len(data)
+
+
+def test_damaged_or_missing_bytes_are_never_decoded(archived: tuple[Path, bytes, pa.Table]) -> None:
+    path, data, _ = archived
+    footer = file_footer(path)
+    plan = plan_ranges(footer, len(data), [Cond("contract_id", "=", (17,))])
+    assert plan is not None
+    [piece] = spans_of(data, plan)
+    flipped = bytearray(piece)
+    flipped[len(piece) // 2] ^= 0xFF
+    with pytest.raises(StorageError, match="CRC|checksum|corrupt|Couldn't|invalid|Invalid"):
+        read_row_groups(footer, len(data), plan, [bytes(flipped)])
+    short = replace(plan, spans=((plan.spans[0][0] + 64, plan.spans[0][1] - 64),))
+    with pytest.raises(StorageError, match="were not fetched"):
+        read_row_groups(footer, len(data), short, [piece[64:]])
+
+
+@pytest.fixture
+def cold_lake(moto_server: MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> tuple[LakeConfig, list[str]]:
+    """Five days of 40 contracts archived to moto in 200-row groups; the objects' URIs."""
+    for k, v in moto_server.env().items():
+        monkeypatch.setenv(k, v)
+    for k in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL_S3"):
+        monkeypatch.delenv(k, raising=False)
+    config = replace(lake_config(tmp_path), archive_row_group_rows=200)
+    ticks = [make_tick(d, 12, s, "last", c, s, 1) for d in range(5) for c in range(1, CONTRACTS + 1) for s in range(30)]
+    with LandingWriter(config) as writer:
+        writer.append(ticks)
+    compact_all(config)
+    result = archive_lake(config, WEEK, to=f"s3://ticklake/r-{uuid.uuid4().hex[:10]}")
+    assert len(result.days) == 5 and local_data_files(config) == []
+    return config, [d.uri for d in result.days]
+
+
+QUERY = "SELECT contract_id, count(*), sum(price), min(timestamp) FROM ticks WHERE contract_id = {c} GROUP BY ALL"
+
+
+def test_a_contracts_ticks_are_one_ranged_get_per_object(
+    cold_lake: tuple[LakeConfig, list[str]], moto_server: MotoServer
+) -> None:
+    config, uris = cold_lake
+    whole = replace(config, cache_dir=config.cache_dir + "-whole")
+    moto_server.requests()
+    with ticklake.connect(config=config) as lake:
+        answer = lake.sql(QUERY.format(c=23)).fetchall()
+        stats = lake._cold.cache.stats  # type: ignore[union-attr]
+        assert (stats.requests, stats.misses) == (len(uris), len(uris))
+        fetched = stats.bytes_fetched
+    requests = moto_server.requests()
+    assert sorted(requests) == sorted(("GET", "/" + u.removeprefix("s3://")) for u in uris)  # no LIST, no HEAD, no footer
+    with open_catalog(config) as catalog:
+        sizes = sum(int(r[0]) for r in catalog.db.execute("SELECT bytes FROM files WHERE path LIKE 's3://%'"))
+    assert fetched < sizes / 5  # the spans of one contract's row groups, not the objects
+    with ticklake.connect(config=config) as lake:
+        assert lake.sql(QUERY.format(c=23)).fetchall() == answer
+    assert moto_server.requests() == []  # the cached spans serve a repeat in a new reader
+    # the same answers over whole objects: a query the row groups cannot narrow reads them whole
+    with ticklake.connect(config=whole) as lake:
+        everything = lake.sql("SELECT contract_id, count(*), sum(price), min(timestamp) FROM ticks GROUP BY ALL").fetchall()
+    assert [row for row in everything if row[0] == 23] == answer == [(23, 5 * 30, answer[0][2], answer[0][3])]
+    assert len(moto_server.requests()) == len(uris)
+
+
+def test_every_contract_reads_the_same_by_ranges_and_whole(cold_lake: tuple[LakeConfig, list[str]]) -> None:
+    config, _ = cold_lake
+    sql = "SELECT * FROM ticks WHERE contract_id = {c} ORDER BY timestamp"
+    with ticklake.connect(config=replace(config, cache_dir=config.cache_dir + "-whole")) as lake:
+        whole = {c: lake.sql(sql.format(c=c)).fetchall() for c in (1, 2, 20, 40)}
+    with ticklake.connect(config=config) as lake:
+        for c, rows in whole.items():
+            assert lake.sql(sql.format(c=c)).fetchall() == rows and len(rows) == 5 * 30
+        assert lake.sql(sql.format(c=41)).fetchall() == []
+        assert lake.sql("SELECT count(*) FROM ticks WHERE contract_id IN (3, 38) AND price > 0").fetchall() == [(2 * 5 * 30,)]
+
+
+def test_a_catalog_without_footers_reads_objects_whole(
+    cold_lake: tuple[LakeConfig, list[str]], moto_server: MotoServer
+) -> None:
+    config, uris = cold_lake
+    with contextlib.closing(sqlite3.connect(config.root / "catalog.sqlite")) as db, db:
+        db.execute("DELETE FROM file_footers")  # as a catalog from before footers were kept
+    moto_server.requests()
+    with ticklake.connect(config=config) as lake:
+        assert lake.sql(QUERY.format(c=5)).fetchall()[0][1] == 5 * 30
+    assert sorted(moto_server.requests()) == sorted(("GET", "/" + u.removeprefix("s3://")) for u in uris)
