@@ -6,9 +6,10 @@ for real. Every port is picked free at start (``weed mini`` opens about a dozen,
 port is its HTTP port + 10000), so several servers can run at once.
 
     python infra/s3_server.py --dir /tmp/s3 --bucket lake      # prints the settings, serves until Ctrl-C
-    python infra/s3_server.py --dir /tmp/s3 --json              # one JSON line, for test fixtures
+    python infra/s3_server.py --dir /tmp/s3 --json              # one JSON line, for other programs
 
-The printed ``export`` lines point ticklake (and any AWS SDK) at the server.
+The printed ``export`` lines point ticklake (and any AWS SDK) at the server. The test fixtures
+and the benchmark start it with `serving` (``from infra.s3_server import serving``).
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 WRITER = ("ticklake-writer", "writer-secret-0123456789")
@@ -79,8 +82,8 @@ def start(folder: Path, bucket: str) -> tuple[subprocess.Popen[bytes], dict[str,
         *(f"-{name}={port}" for name, port in ports.items()),
     ]
     env = {**os.environ, "AWS_ACCESS_KEY_ID": WRITER[0], "AWS_SECRET_ACCESS_KEY": WRITER[1]}
-    log = open(folder / "weed.log", "ab")  # noqa: SIM115 - the server writes it as long as it runs
-    proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
+    with open(folder / "weed.log", "ab") as log:  # the server keeps its own descriptor of it
+        proc = subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True)
     endpoint = f"http://127.0.0.1:{ports['s3.port']}"
     deadline = time.monotonic() + 60
     while True:
@@ -135,6 +138,16 @@ def stop(proc: subprocess.Popen[bytes]) -> None:
         except ProcessLookupError:
             pass
         proc.wait()
+
+
+@contextmanager
+def serving(folder: Path, bucket: str = "ticklake") -> Iterator[dict[str, str]]:
+    """A server in `folder` for the length of the block; yields its settings (see `start`), stops it after."""
+    proc, settings = start(folder, bucket)
+    try:
+        yield settings
+    finally:
+        stop(proc)
 
 
 def main() -> None:

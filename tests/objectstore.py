@@ -8,19 +8,15 @@ one test writes is seen by another.
 
 from __future__ import annotations
 
-import json
 import logging
 import re
-import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-INFRA = Path(__file__).resolve().parents[1] / "infra"
+from infra.s3_server import serving
 
 
 @dataclass(frozen=True)
@@ -46,33 +42,13 @@ class S3Server:
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """SeaweedFS on 127.0.0.1, started by the project's own script."""
-    folder = tmp_path_factory.mktemp("seaweedfs")
-    proc = subprocess.Popen(
-        [sys.executable, str(INFRA / "s3_server.py"), "--dir", str(folder), "--bucket", "ticklake", "--json"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"infra/s3_server.py exited with {proc.wait()}; see {folder / 'weed.log'}")
-        s = json.loads(line)
+    with serving(tmp_path_factory.mktemp("seaweedfs"), "ticklake") as s:
         yield S3Server(
             s["AWS_ENDPOINT_URL"],
             s["BUCKET"],
             (s["AWS_ACCESS_KEY_ID"], s["AWS_SECRET_ACCESS_KEY"]),
             (s["READER_ACCESS_KEY_ID"], s["READER_SECRET_ACCESS_KEY"]),
         )
-    finally:
-        proc.terminate()  # the script stops weed's process group on SIGTERM
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 @pytest.fixture

@@ -8,10 +8,7 @@
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 import threading
 import urllib.request
 from collections.abc import Iterator
@@ -20,7 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-INFRA = Path(__file__).resolve().parents[2] / "infra"
+from infra.s3_server import serving
+
 AWS = ("AWS_ENDPOINT_URL", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")
 _CLEARED = ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_ENDPOINT_URL_S3", "AWS_DEFAULT_REGION")
 
@@ -117,27 +115,8 @@ class CountingS3:
 @contextmanager
 def seaweedfs(folder: Path, bucket: str) -> Iterator[dict[str, str]]:
     """SeaweedFS with bucket `bucket`, started by ``infra/s3_server.py`` on free ports; yields the writer's AWS variables."""
-    proc = subprocess.Popen(
-        [sys.executable, str(INFRA / "s3_server.py"), "--dir", str(folder), "--bucket", bucket, "--json"],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert proc.stdout is not None
-        line = proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"infra/s3_server.py exited with {proc.wait()}; see {folder / 'weed.log'}")
-        settings = json.loads(line)
+    with serving(folder, bucket) as settings:
         yield {k: settings[k] for k in AWS}
-    finally:
-        proc.terminate()  # the script stops weed's process group on SIGTERM
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        if proc.stdout is not None:
-            proc.stdout.close()
 
 
 @contextmanager

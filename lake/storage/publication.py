@@ -37,7 +37,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from functools import lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -140,7 +139,7 @@ def publish_catalog(config: LakeConfig, *, take_over: bool = False, access: S3Ac
         finally:
             discard(tmp)
         digest = hashlib.sha256(raw).hexdigest()
-        fs = _filesystem(access or S3Access.from_environment())
+        fs = (access or S3Access.from_environment()).filesystem()  # one per process
         key = _key(location)
         remote = _head(fs, uri, location.bucket, key)
         # Ours: the copy this writer last published, or one whose answer it never saw (an upload it marked pending).
@@ -271,7 +270,7 @@ def fetch_catalog(config: LakeConfig, access: S3Access | None = None) -> Fetched
         for leftover in folder.glob(".catalog.sqlite.*.tmp"):  # a download killed midway (we hold the lock)
             discard(leftover)
         held = _copy_state(folder) if config.catalog_path.exists() else None
-        fs = _filesystem(access or S3Access.from_environment())
+        fs = (access or S3Access.from_environment()).filesystem()  # one per process
         try:
             got = object_errors(uri, lambda: _get(fs, location.bucket, _key(location), held))
         except StorageError as e:
@@ -367,12 +366,6 @@ def _head(fs: s3fs.S3FileSystem, uri: str, bucket: str, key: str) -> tuple[str, 
         raise
     manifest = {k.removeprefix(_META): v for k, v in found.get("Metadata", {}).items() if k.startswith(_META)}
     return str(found["ETag"]), manifest
-
-
-@lru_cache(maxsize=4)
-def _filesystem(access: S3Access) -> s3fs.S3FileSystem:
-    """One client per process and settings: a writer publishes after every commit, and making a client costs more than the PUT."""
-    return access.filesystem()
 
 
 def _key(location: ObjectLocation) -> str:
