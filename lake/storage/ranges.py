@@ -53,8 +53,8 @@ def plan_ranges(
     by row-group statistics); None: read it whole (nothing rules out enough of it). Spans at most
     `gap` bytes apart are fetched as one.
 
-    A row group stays unless a condition on a column with min/max statistics rules it out; what is
-    left is read by ranges only when it is at most `PARTIAL_SHARE` of the object.
+    A row group stays unless a condition on an integer column with min/max statistics rules it out;
+    what is left is read by ranges only when it is at most `PARTIAL_SHARE` of the object.
     """
     judged = [c for c in conditions if c.column not in skip]
     if not judged:
@@ -90,8 +90,13 @@ def read_row_groups(footer: bytes, size: int, plan: RangePlan, pieces: Sequence[
 def _may_hold(group: pq.RowGroupMetaData, column: int | None, c: Condition) -> bool:
     if column is None:
         return True  # a column this object lacks: DuckDB reads it as NULL, the filter decides
-    stats = group.column(column).statistics
-    if stats is None or not stats.has_min_max:
+    chunk = group.column(column)
+    stats = chunk.statistics
+    # Integers only: a float's min/max leave NaN out (which DuckDB sorts above every number), and
+    # strings are the catalog's inverted index's to judge.
+    if stats is None or not stats.has_min_max or stats.logical_type.type not in ("INT", "NONE"):
+        return True
+    if chunk.physical_type not in ("INT32", "INT64"):
         return True
     return may_match(stats.min, stats.max, c.op, c.values)
 
