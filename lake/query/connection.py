@@ -26,7 +26,7 @@ import duckdb
 
 from ticklake.access import open_catalog
 from ticklake.catalog import Dataset, LiveFile, PrunePlan, prune_files
-from ticklake.catalog.pruning import Condition
+from ticklake.catalog.pruning import Condition, describe
 from ticklake.config import LakeConfig
 from ticklake.errors import ConfigError, QueryError, StorageError
 from ticklake.maintenance.pins import pin_reader, unpin
@@ -121,6 +121,7 @@ class LakeConnection:
         self.pinned = self.choice.snapshot
         self.fresh = bool(config.fresh if fresh is None else fresh) and self.pinned is None and not config.source
         self._views: dict[str, str] = {}
+        self._ranged_rows: dict[str, str] = {}  # view -> the Arrow table of its cold row groups read by ranges
         self._refs_cache: dict[str, list[tuple[TableRef, Dataset]] | None] = {}
         self._checked: set[str] = set()
         self._last_query: str | None = None
@@ -287,7 +288,7 @@ class LakeConnection:
         for ref, dataset in sorted(refs, key=lambda rd: rd[0].start, reverse=True):
             pruned = prune_files(self.catalog, dataset, ref.predicates, snapshot=snapshot)
             hot = self._hot_part(dataset, ref.predicates, snapshot, pruned.files)
-            view = self._view(dataset, pruned.files, hot)
+            view = self._view(dataset, pruned.files, hot, ref.predicates)
             # `DESCRIBE ticks` and `SUMMARIZE ticks` name a table, where no alias may follow.
             bare = ref.alias or _SHOWN.match(body[: ref.start])
             alias = "" if bare else " AS " + quote_identifier(dataset.spec.name)
@@ -429,9 +430,16 @@ class LakeConnection:
                 return
         self._full_snapshot, self._full_hot = snapshot, hot
 
-    def _create_view(self, name: str, dataset: Dataset, files: list[LiveFile], hot: HotPart | None = None) -> None:
+    def _create_view(
+        self,
+        name: str,
+        dataset: Dataset,
+        files: list[LiveFile],
+        hot: HotPart | None = None,
+        conditions: Sequence[Condition] = (),
+    ) -> None:
         """DuckDB reads a file's schema here: a damaged or missing data file is a StorageError naming it."""
-        select = self._select(dataset, files)
+        select = self._select(dataset, files, conditions, name)
         if hot is not None:
             select = hot.view_sql(select)
         try:
@@ -439,23 +447,31 @@ class LakeConnection:
         except duckdb.Error as e:
             raise failure(e, None, self.root) from e
 
-    def _view(self, dataset: Dataset, files: list[LiveFile], hot: HotPart | None = None) -> str:
-        """A temp view over exactly `files` (and `hot`), reused while the same file list (and hot part) comes back."""
-        parts = [dataset.spec.name, *(f.path for f in files), hot.key if hot else ""]
+    def _view(
+        self, dataset: Dataset, files: list[LiveFile], hot: HotPart | None = None, conditions: Sequence[Condition] = ()
+    ) -> str:
+        """A temp view over exactly `files` (and `hot`), reused while the same file list (and hot part) comes back;
+        with cold objects, the conditions (which pick the row groups read by ranges) are part of its key."""
+        cold = any(tier_of(f.path) == "cold" for f in files)
+        judged = [describe(c) for c in conditions] if cold else []
+        parts = [dataset.spec.name, *(f.path for f in files), hot.key if hot else "", *judged]
         key = hashlib.sha1("\n".join(parts).encode()).hexdigest()[:16]
         name = f"__{dataset.spec.name}_{key}"
         if name not in self._views:
             if len(self._views) > 256:
                 for old in list(self._views)[:128]:
                     self.con.execute(f"DROP VIEW IF EXISTS {old}")
+                    if old in self._ranged_rows:
+                        self.con.unregister(self._ranged_rows.pop(old))
                     del self._views[old]
-            self._create_view(name, dataset, files, hot)
+            self._create_view(name, dataset, files, hot, conditions if cold else ())
             self._views[name] = dataset.spec.name
         return name
 
-    def _select(self, dataset: Dataset, files: list[LiveFile]) -> str:
+    def _select(self, dataset: Dataset, files: list[LiveFile], conditions: Sequence[Condition] = (), view: str = "") -> str:
         """One SELECT of the dataset's columns over `files`: warm files by their Hive paths, cold
-        objects (which hold their partition columns) by their cached copies or URIs."""
+        objects (which hold their partition columns) by their cached copies or URIs, and the rows of
+        those read by ranges from an Arrow table registered beside `view`."""
         spec = dataset.spec
         columns = ", ".join(quote_identifier(c) for c in spec.columns)
         # A remote lake's warm files are on its writer's disk (`local_tier` counts them for the reader).
@@ -467,8 +483,20 @@ class LakeConnection:
             hive = "{" + ", ".join(f"'{k}': {spec.columns[k]}" for k in spec.partition_keys) + "}"
             parts.append(f"SELECT {columns} FROM read_parquet({paths}, hive_partitioning = true, hive_types = {hive})")
         if cold:
-            paths = literal_list(self._cold.locations(cold, self.con))
-            parts.append(f"SELECT {columns} FROM read_parquet({paths}, hive_partitioning = false)")
+            skip = {*spec.partition_keys, spec.time_column}
+            footers = self.catalog.footers([f.file_id for f in cold]) if conditions else {}
+            part = self._cold.read(cold, self.con, conditions, footers, skip)
+            if part.paths:
+                parts.append(f"SELECT {columns} FROM read_parquet({literal_list(part.paths)}, hive_partitioning = false)")
+            if part.rows is not None:
+                rows = view.strip('"') + "_rows"
+                self.con.register(rows, part.rows)
+                self._ranged_rows[view] = rows
+                have = set(part.rows.column_names)
+                picked = ", ".join(
+                    quote_identifier(c) if c in have else f"NULL::{t} AS {quote_identifier(c)}" for c, t in spec.columns.items()
+                )
+                parts.append(f"SELECT {picked} FROM {quote_identifier(rows)}")
         if not parts:
             typed = ", ".join(f"NULL::{t} AS {quote_identifier(c)}" for c, t in spec.columns.items())
             return f"SELECT {typed} WHERE false"
