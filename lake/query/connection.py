@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
@@ -125,6 +125,8 @@ class LakeConnection:
         self._refs_cache: dict[str, list[tuple[TableRef, Dataset]] | None] = {}
         self._checked: set[str] = set()
         self._last_query: str | None = None
+        self._last_rerun: Callable[[], object] | None = None
+        self._interrupts = 0  # calls of `interrupt`: an interrupt asked for is never run again
         self._full_snapshot = -1
         self._full_hot: tuple[str, ...] = ()
         self._cold = ColdReads(config)
@@ -166,6 +168,7 @@ class LakeConnection:
         with translated(query, self.root):
             self.con.execute(plan.sql, params)
         self._last_query = query
+        self._last_rerun = self._rerun(plan, params)
         return self
 
     def executemany(self, query: str, params: Any = None) -> LakeConnection:
@@ -174,12 +177,32 @@ class LakeConnection:
         with translated(query, self.root):
             self.con.executemany(query, params or [])
         self._last_query = query
+        self._last_rerun = None
         return self
 
     def stream(self, query: str, params: Any = None) -> ResultStream | None:
         """Run `query` (pruned) and return its rows batch by batch (None: the statement returns none)."""
-        relation = self.sql(query, params)
-        return None if relation is None else ResultStream(relation, query, self.root)
+        plan = self.plan(query, params)
+        relation = guarded(lambda: self.con.sql(plan.sql, params=params), query, self.root)
+        return None if relation is None else ResultStream(relation, query, self.root, self._rerun(plan, params))
+
+    def interrupt(self) -> None:
+        """Stop the running query, as DuckDB's `interrupt` does (its "Interrupted!" is then not run again)."""
+        self._interrupts += 1
+        self.con.interrupt()
+
+    def _rerun(self, plan: QueryPlan, params: Any) -> Callable[[], object] | None:
+        """What runs `plan` again when DuckDB reports "Interrupted!" unasked, to find the error it stands for
+        (`ticklake.query.failures`): a single SELECT, which only reads, under EXPLAIN ANALYZE, which runs it
+        whole on the same views and streams no result. None for other statements."""
+        if not plan.pruned or _EXPLAIN.match(plan.sql):
+            return None
+        asked, sql = self._interrupts, "EXPLAIN ANALYZE " + plan.sql
+
+        def rerun() -> object:
+            return None if self._interrupts != asked else self.con.execute(sql, params).fetchall()
+
+        return rerun
 
     # DuckDB's fetch methods on the result of `execute`, with the project's errors.
     def fetchall(self) -> list[Any]:
@@ -219,7 +242,7 @@ class LakeConnection:
         return self._fetch(self.con.fetchnumpy)
 
     def _fetch(self, call: Any) -> Any:
-        return guarded(call, self._last_query, self.root)
+        return guarded(call, self._last_query, self.root, self._last_rerun)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.con, name)

@@ -3,6 +3,15 @@
 DuckDB raises while results are fetched as well as when a query is bound (a CAST that fails on
 row 300,000, a file that turns out truncated), and its messages quote the SQL it ran: the
 rewritten text, with the catalog's view names. The user's own query is named instead.
+
+DuckDB (1.5.5) may report a query that fails while its rows stream as "INTERRUPT Error:
+Interrupted!": a worker thread that fails records its error and raises the query's interrupt flag
+to stop the other threads, and the result's next fetch checks that flag before it looks for an
+error, so it raises the interrupt and the error is lost (`SimpleBufferedData::ExecuteTaskInternal`).
+With several threads this is a race lost by a few percent of such queries, more on a loaded
+machine. When nobody asked for the interrupt, the statement runs once more under ``EXPLAIN ANALYZE``
+(`translated`'s `rerun`): that runs it whole without streaming a result, and raises the first
+error recorded.
 """
 
 from __future__ import annotations
@@ -50,17 +59,27 @@ def failure(error: duckdb.Error, query: str | None, root: Path) -> TicklakeError
 
 
 @contextmanager
-def translated(query: str | None, root: Path) -> Iterator[None]:
-    """Raise DuckDB's errors inside the block as `failure` translates them."""
+def translated(query: str | None, root: Path, rerun: Callable[[], object] | None = None) -> Iterator[None]:
+    """Raise DuckDB's errors inside the block as `failure` translates them.
+
+    On "Interrupted!", `rerun` (None: there is nothing to run again) runs the statement again to
+    find the error the interrupt stands for (see the module's docstring); its own error is raised
+    if it fails, the interrupt if it does not.
+    """
     try:
         yield
+    except duckdb.InterruptException as e:
+        if rerun is not None:
+            with translated(query, root):
+                rerun()
+        raise failure(e, query, root) from e
     except duckdb.Error as e:
         raise failure(e, query, root) from e
 
 
-def guarded(call: Callable[[], T], query: str | None, root: Path) -> T:
-    """``call()``, with DuckDB's errors translated."""
-    with translated(query, root):
+def guarded(call: Callable[[], T], query: str | None, root: Path, rerun: Callable[[], object] | None = None) -> T:
+    """``call()``, with DuckDB's errors translated (`rerun` as in `translated`)."""
+    with translated(query, root, rerun):
         return call()
 
 
