@@ -121,7 +121,7 @@ class LakeConnection:
         self.pinned = self.choice.snapshot
         self.fresh = bool(config.fresh if fresh is None else fresh) and self.pinned is None and not config.source
         self._views: dict[str, str] = {}
-        self._ranged_rows: dict[str, str] = {}  # view -> the Arrow table of its cold row groups read by ranges
+        self._ranged_rows: dict[str, str] = {}  # view -> the temp table of its cold row groups read by ranges
         self._refs_cache: dict[str, list[tuple[TableRef, Dataset]] | None] = {}
         self._checked: set[str] = set()
         self._last_query: str | None = None
@@ -485,7 +485,7 @@ class LakeConnection:
                 for old in list(self._views)[:128]:
                     self.con.execute(f"DROP VIEW IF EXISTS {old}")
                     if old in self._ranged_rows:
-                        self.con.unregister(self._ranged_rows.pop(old))
+                        self.con.execute(f"DROP TABLE IF EXISTS {quote_identifier(self._ranged_rows.pop(old))}")
                     del self._views[old]
             self._create_view(name, dataset, files, hot, conditions if cold else ())
             self._views[name] = dataset.spec.name
@@ -494,7 +494,7 @@ class LakeConnection:
     def _select(self, dataset: Dataset, files: list[LiveFile], conditions: Sequence[Condition] = (), view: str = "") -> str:
         """One SELECT of the dataset's columns over `files`: warm files by their Hive paths, cold
         objects (which hold their partition columns) by their cached copies or URIs, and the rows of
-        those read by ranges from an Arrow table registered beside `view`."""
+        those read by ranges from a temp table made beside `view`."""
         spec = dataset.spec
         columns = ", ".join(quote_identifier(c) for c in spec.columns)
         # A remote lake's warm files are on its writer's disk (`local_tier` counts them for the reader).
@@ -513,7 +513,13 @@ class LakeConnection:
                 parts.append(f"SELECT {columns} FROM read_parquet({literal_list(part.paths)}, hive_partitioning = false)")
             if part.rows is not None:
                 rows = view.strip('"') + "_rows"
-                self.con.register(rows, part.rows)
+                # Copied into a temp table once: DuckDB then scans it natively on every run of the
+                # view, where a registered Arrow table goes through pyarrow's scanner each time.
+                self.con.register("__ranged_arrow", part.rows)
+                try:
+                    self.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_identifier(rows)} AS FROM __ranged_arrow")
+                finally:
+                    self.con.unregister("__ranged_arrow")
                 self._ranged_rows[view] = rows
                 have = set(part.rows.column_names)
                 picked = ", ".join(

@@ -11,17 +11,20 @@ raises instead of seeing zeros, so a row group is either read from its own bytes
 
 from __future__ import annotations
 
+import functools
 import io
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ticklake.catalog.pruning import Condition, may_match
 from ticklake.errors import StorageError
 
 PARTIAL_SHARE = 0.5  # ranges only when the row groups needed are at most this share of the object's bytes
+SMALL = 2**20  # an object smaller is read whole: one GET of it costs about what a range does, and serves every later query
 GAP = 64 * 1024  # spans closer than this are fetched as one range: a request costs more than the bytes between
 
 
@@ -31,6 +34,7 @@ class RangePlan:
 
     row_groups: tuple[int, ...]
     spans: tuple[tuple[int, int], ...]
+    conditions: tuple[Condition, ...] = ()  # those that picked the row groups: every row read must meet them
 
     @property
     def bytes(self) -> int:
@@ -50,14 +54,15 @@ def plan_ranges(
     footer: bytes, size: int, conditions: Sequence[Condition], skip: Collection[str] = (), gap: int = GAP
 ) -> RangePlan | None:
     """What to fetch of an object of `size` bytes for `conditions` (columns in `skip` are not judged
-    by row-group statistics); None: read it whole (nothing rules out enough of it). Spans at most
+    by row-group statistics); None: read it whole (smaller than `SMALL`, or nothing rules out enough
+    of it). Spans at most
     `gap` bytes apart are fetched as one.
 
     A row group stays unless a condition on an integer column with min/max statistics rules it out;
     what is left is read by ranges only when it is at most `PARTIAL_SHARE` of the object.
     """
     judged = [c for c in conditions if c.column not in skip]
-    if not judged:
+    if not judged or size < SMALL:
         return None
     metadata = metadata_of(footer)
     columns = {metadata.schema.column(i).path: i for i in range(metadata.num_columns)}
@@ -73,18 +78,42 @@ def plan_ranges(
             spans[-1] = (spans[-1][0], end - spans[-1][0])
         else:
             spans.append((start, end - start))
-    plan = RangePlan(tuple(kept), tuple(spans))
+    plan = RangePlan(tuple(kept), tuple(spans), tuple(judged))
     return plan if plan.bytes <= PARTIAL_SHARE * size else None
 
 
 def read_row_groups(footer: bytes, size: int, plan: RangePlan, pieces: Sequence[bytes]) -> pa.Table:
-    """The rows of `plan`'s row groups, decoded from `pieces` (the bytes of its spans, in order)."""
+    """The rows of `plan`'s row groups that meet its conditions on integer columns, decoded from
+    `pieces` (the bytes of its spans, in order).
+
+    A row that fails one of them could not be in the query's answer, as a file whose statistics
+    fail one is not read at all; leaving it here spares DuckDB copying a row group's every row.
+    """
     source = _Spans(size, list(zip((s for s, _ in plan.spans), pieces, strict=True)))
     try:
         parquet = pq.ParquetFile(source, metadata=metadata_of(footer), page_checksum_verification=True)
-        return parquet.read_row_groups(list(plan.row_groups))
+        table = parquet.read_row_groups(list(plan.row_groups))
     except (OSError, pa.ArrowException) as e:
         raise StorageError(f"row groups {list(plan.row_groups)}: {' '.join(str(e).split())[:200]}") from e
+    keep = [_meets(table[c.column], c) for c in plan.conditions if c.column in table.column_names]
+    keep = [k for k in keep if k is not None]
+    return table.filter(functools.reduce(pc.and_kleene, keep)) if keep else table
+
+
+_COMPARE = {"=": pc.equal, "<": pc.less, "<=": pc.less_equal, ">": pc.greater, ">=": pc.greater_equal}
+
+
+def _meets(column: pa.ChunkedArray, c: Condition) -> pa.ChunkedArray | None:
+    """Which values of an integer column meet `c` (a null never does); None: not an integer column."""
+    if not pa.types.is_integer(column.type):
+        return None
+    try:
+        if c.op == "in":
+            return pc.fill_null(pc.is_in(column, value_set=pa.array(list(c.values), column.type)), False)
+        (value,) = c.values
+        return pc.fill_null(_COMPARE[c.op](column, pa.scalar(value, column.type)), False)
+    except (pa.ArrowException, TypeError, ValueError, KeyError):
+        return None  # a value of another type than the column's: the query's own filter decides
 
 
 def _may_hold(group: pq.RowGroupMetaData, column: int | None, c: Condition) -> bool:

@@ -16,6 +16,7 @@ import pyarrow as pa
 import pytest
 
 import ticklake
+import ticklake.storage.ranges as ranges
 from tests.build.test_archive import WEEK, lake_config, local_data_files, make_tick
 from tests.objectstore import MotoServer
 from ticklake.access import open_catalog
@@ -36,6 +37,12 @@ class Cond:
     column: str
     op: str
     values: tuple[Any, ...]
+
+
+@pytest.fixture(autouse=True)
+def small_objects_by_ranges(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The test objects are kilobytes; below `SMALL` they would be read whole."""
+    monkeypatch.setattr(ranges, "SMALL", 0)
 
 
 @pytest.fixture(scope="module")
@@ -69,9 +76,8 @@ def test_one_contract_is_the_row_groups_that_may_hold_it(archived: tuple[Path, b
     assert plan is not None and len(plan.row_groups) in (1, 2) and len(plan.spans) == 1
     assert plan.bytes < len(data) / 5
     rows = read_row_groups(footer, len(data), plan, spans_of(data, plan))
-    assert rows.num_rows == 100 * len(plan.row_groups)
-    mine = rows.filter(pa.compute.equal(rows["contract_id"], 17))
-    assert mine.equals(table.filter(pa.compute.equal(table["contract_id"], 17)))
+    # only the rows that meet the conditions leave the row groups: the contract's, every one of them
+    assert rows.equals(table.filter(pa.compute.equal(table["contract_id"], 17))) and rows.num_rows == PER_CONTRACT
 
 
 def test_distant_contracts_are_separate_spans_and_what_nothing_matches_fetches_nothing(
@@ -91,6 +97,9 @@ def test_an_object_is_read_whole_when_little_of_it_is_ruled_out(archived: tuple[
     path, data, _ = archived
     footer = file_footer(path)
     assert plan_ranges(footer, len(data), []) is None  # nothing to judge row groups by
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(ranges, "SMALL", len(data) + 1)  # a small object: one GET of it all
+        assert plan_ranges(footer, len(data), [Cond("contract_id", "=", (17,))]) is None
     assert plan_ranges(footer, len(data), [Cond("contract_id", ">=", (2,))]) is None  # most of it: one GET of all
     assert plan_ranges(footer, len(data), [Cond("contract_id", "=", (17,))], skip={"contract_id"}) is None
     assert plan_ranges(footer, len(data), [Cond("no_such_column", "=", (1,))]) is None
