@@ -16,6 +16,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -98,7 +99,9 @@ def snapshot_of(root: Path) -> dict[str, str]:
 
 def checkpointed(root: Path) -> Path:
     path = root / "catalog.sqlite"
-    with sqlite3.connect(path) as db:
+    # Closed before -wal and -shm go (the context manager of a connection only commits): an open one
+    # keeps the deleted WAL index, which later connections of this process to the file would share.
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     for end in ("-wal", "-shm"):
         path.with_name(path.name + end).unlink(missing_ok=True)
@@ -120,7 +123,7 @@ def damage(path: Path, how: str) -> str:
     if how == "zero bytes":
         path.write_bytes(b"")
         return "empty file (0 bytes), not a catalog"
-    with sqlite3.connect(path) as db:  # a page overwritten in the middle: the root page of `files`
+    with closing(sqlite3.connect(path)) as db, db:  # a page overwritten in the middle: the root page of `files`
         (page,) = db.execute("SELECT rootpage FROM sqlite_master WHERE name = 'files'").fetchone()
     with open(path, "r+b") as f:
         f.seek((page - 1) * 4096)

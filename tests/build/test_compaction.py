@@ -11,6 +11,7 @@ import re
 import shutil
 import sqlite3
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -89,7 +90,7 @@ def read_back(config: LakeConfig, rel: str) -> list[tuple[Any, ...]]:
 
 
 def query(config: LakeConfig, sql: str, *args: Any) -> list[tuple[Any, ...]]:
-    with sqlite3.connect(config.catalog_path) as db:
+    with closing(sqlite3.connect(config.catalog_path)) as db, db:
         return db.execute(sql, args).fetchall()
 
 

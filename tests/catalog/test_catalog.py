@@ -9,6 +9,7 @@ import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import replace
 from pathlib import Path
 from types import SimpleNamespace as C
@@ -110,7 +111,7 @@ def test_wal_mode(path: Path) -> None:
 
 def test_newer_schema_is_refused(path: Path) -> None:
     Catalog(path).close()
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute("INSERT INTO schema_migrations VALUES (99, '0099_future', 'x')")
     with pytest.raises(CatalogCorrupt) as info:
         Catalog(path)
@@ -129,7 +130,7 @@ def test_read_only_open_of_a_missing_file(path: Path) -> None:
 
 def test_non_catalog_sqlite_file_read_only(tmp_path: Path) -> None:
     other = tmp_path / "other.sqlite"
-    with sqlite3.connect(other) as db:
+    with closing(sqlite3.connect(other)) as db, db:
         db.execute("CREATE TABLE notes (x)")
     with pytest.raises(CatalogCorrupt) as info:
         Catalog(other, read_only=True)
@@ -138,7 +139,7 @@ def test_non_catalog_sqlite_file_read_only(tmp_path: Path) -> None:
 
 def test_non_catalog_sqlite_file_read_write(tmp_path: Path) -> None:
     other = tmp_path / "other.sqlite"
-    with sqlite3.connect(other) as db:
+    with closing(sqlite3.connect(other)) as db, db:
         db.execute("CREATE TABLE notes (x)")
     with pytest.raises(CatalogCorrupt):
         Catalog(other)
@@ -432,7 +433,7 @@ def test_pruning_reads_a_given_snapshot(lake: LakeConfig) -> None:
 
 
 def test_catalog_bloom_filters_hold_every_value_of_their_file(lake: LakeConfig) -> None:
-    with sqlite3.connect(lake.catalog_path) as db:
+    with closing(sqlite3.connect(lake.catalog_path)) as db, db:
         rows = db.execute(
             "SELECT f.path, b.column_name, b.num_bits, b.num_hashes, b.bits FROM file_blooms b JOIN files f USING (file_id)"
         ).fetchall()
@@ -453,7 +454,7 @@ def test_compacted_bloom_filter_has_the_configured_false_positive_rate(config: L
             for i, c in enumerate(contracts)
         )
     compact_all(config)
-    with sqlite3.connect(config.catalog_path) as db:
+    with closing(sqlite3.connect(config.catalog_path)) as db, db:
         (bits, hashes, data), *more = db.execute(
             "SELECT num_bits, num_hashes, bits FROM file_blooms WHERE column_name = 'contract_id'"
         )
@@ -466,7 +467,7 @@ def test_compacted_bloom_filter_has_the_configured_false_positive_rate(config: L
 def test_version_1_catalog_is_upgraded_with_its_file_span(path: Path) -> None:
     """A catalog written before migration 0002 gains max_file_span computed from its files."""
     path.parent.mkdir(parents=True)
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute("CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
         db.executescript(load_sql("catalog/0001_init"))
         db.execute("INSERT INTO schema_migrations VALUES (1, '0001_init', 'x')")

@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -56,7 +57,7 @@ def lake(template: LakeConfig, tmp_path: Path) -> LakeConfig:
 
 def pages_of(path: Path, table: str) -> list[int]:
     """Page numbers of a table's b-tree, root first (from SQLite's dbstat)."""
-    with sqlite3.connect(path) as db:
+    with closing(sqlite3.connect(path)) as db, db:
         return [r[0] for r in db.execute("SELECT pageno FROM dbstat WHERE name = ? ORDER BY path", (table,))]
 
 
@@ -69,7 +70,9 @@ def overwrite_page(path: Path, page: int) -> None:
 
 def checkpointed(path: Path) -> Path:
     """Fold the write-ahead log into the file, so that damage to the file is all there is."""
-    with sqlite3.connect(path) as db:
+    # Closed before -wal and -shm go (the context manager of a connection only commits): an open one
+    # keeps the deleted WAL index, which later connections of this process to the file would share.
+    with closing(sqlite3.connect(path)) as db, db:
         db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     for end in ("-wal", "-shm"):
         path.with_name(path.name + end).unlink(missing_ok=True)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -28,7 +29,7 @@ def contents(root: Path) -> dict[str, str]:
 
 def catalog_state(root: Path) -> tuple[int, int]:
     """The current snapshot and its live rows, read straight from the catalog file."""
-    with sqlite3.connect(root / "catalog.sqlite") as db:
+    with closing(sqlite3.connect(root / "catalog.sqlite")) as db, db:
         (snapshot,) = db.execute("SELECT max(snapshot_id) FROM snapshots").fetchone()
         (rows,) = db.execute("SELECT sum(rows) FROM files WHERE removed_snapshot IS NULL").fetchone()
     return snapshot, rows

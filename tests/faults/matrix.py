@@ -139,22 +139,17 @@ class Tally:
         )
 
 
-def stored_seqs(root: Path, *, new_process: bool = False) -> list[int]:
+def stored_seqs(root: Path) -> list[int]:
     """Every stored (committed) tick's sequence number, as SQL over the lake sees them (one per row);
-    ticks still waiting in the landing buffer are not stored yet, so the hot tier is left out.
-    `new_process`: counted by `ticklake sql` in a process of its own."""
-    if new_process:
-        out = run("--root", str(root), "sql", "SELECT size FROM ticks", "--format", "csv", "--no-fresh")
-        assert out.returncode == 0, out.stderr
-        return [int(float(line)) for line in out.stdout.splitlines()[1:]]
+    ticks still waiting in the landing buffer are not stored yet, so the hot tier is left out."""
     with ticklake.connect(root, fresh=False) as lake:
         return [int(r[0]) for r in lake.sql("SELECT size FROM ticks").fetchall()]
 
 
-def reconcile(root: Path, expected: Iterable[int], bad: int = 0, *, new_process: bool = False) -> Tally:
+def reconcile(root: Path, expected: Iterable[int], bad: int = 0) -> Tally:
     """Count the lake at `root` against the expected sequence numbers and `bad` lines sent."""
     want = set(expected)
-    seqs = stored_seqs(root, new_process=new_process) if (root / "catalog.sqlite").exists() else []
+    seqs = stored_seqs(root) if (root / "catalog.sqlite").exists() else []
     have = set(seqs)
     return Tally(
         ticks_in=len(want) + bad,

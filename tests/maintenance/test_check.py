@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from tests.maintenance.conftest import backdate, ok, ticklake
@@ -98,7 +99,7 @@ def test_deleted_truncated_and_flipped_files_orphans_and_strays(lake: Path) -> N
 
 def test_an_old_file_without_checksum_is_checked_by_size_and_footer(lake: Path) -> None:
     path = live(lake)["tick_type=last/date=2022-01-07/hour=06"]
-    with sqlite3.connect(lake / "catalog.sqlite") as db:
+    with closing(sqlite3.connect(lake / "catalog.sqlite")) as db, db:
         db.execute("UPDATE files SET sha256 = NULL WHERE path = ?", (path,))  # as written before checksums
     size = (lake / path).stat().st_size
     flip(lake / path, size - 6)  # inside the footer's length field
@@ -145,7 +146,7 @@ def test_two_live_files_in_one_partition_and_counts_that_do_not_reconcile(lake: 
 
 
 def test_a_segment_consumed_twice_is_counted_twice(lake: Path) -> None:
-    with sqlite3.connect(lake / "catalog.sqlite") as db:
+    with closing(sqlite3.connect(lake / "catalog.sqlite")) as db, db:
         (path,) = db.execute("SELECT path FROM segments WHERE hour = '2022-01-07T06'").fetchone()
         db.execute(
             "INSERT INTO segments (dataset_id, path, bytes, sha256, hour, lines, rows_stored, rows_quarantined,"

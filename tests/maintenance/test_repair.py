@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from tests.maintenance.conftest import backdate, ok, rows_of, ticklake
@@ -20,7 +21,7 @@ NOTHING_LEFT = "0 problems left"
 
 
 def index_rows(root: Path) -> list[tuple[object, ...]]:
-    with sqlite3.connect(root / "catalog.sqlite") as db:
+    with closing(sqlite3.connect(root / "catalog.sqlite")) as db, db:
         return db.execute(INDEX).fetchall()
 
 
@@ -141,7 +142,7 @@ def test_reindex_rebuilds_every_live_file_identically(lake: Path) -> None:
 
 def test_a_lost_bars_file_is_rebuilt_from_the_trades(lake: Path) -> None:
     before = rows_of(lake, "SELECT * FROM bars_1m ORDER BY ALL")
-    with sqlite3.connect(lake / "catalog.sqlite") as db:
+    with closing(sqlite3.connect(lake / "catalog.sqlite")) as db, db:
         (path,) = db.execute("SELECT path FROM files WHERE path LIKE 'lake/bars_1m/%' AND removed_snapshot IS NULL").fetchone()
     (lake / path).write_bytes(b"overwritten")
     done = ok(ticklake(lake, "repair", "--drop-lost"))

@@ -186,8 +186,8 @@ def test_late_segments_are_merged_into_their_hours(story: dict[str, Any]) -> Non
         assert metadata(result, "bars_1m")["replaced_files"] == 1
         assert all(checks(result).values())
     # What the runs committed (fresh=False): hour 16's segment waits for its schedule.
-    lakehouse = ticklake.connect(story["root"], fresh=False)
-    rows = lakehouse.sql("SELECT hour, count(*) FROM ticks GROUP BY ALL ORDER BY ALL").fetchall()
+    with ticklake.connect(story["root"], fresh=False) as lakehouse:
+        rows = lakehouse.sql("SELECT hour, count(*) FROM ticks GROUP BY ALL ORDER BY ALL").fetchall()
     assert rows == [(14, lines_of(story["raw"], H14)), (15, lines_of(story["raw"], H15) + 2)]
 
 
