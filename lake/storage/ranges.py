@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import io
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -35,6 +35,7 @@ class RangePlan:
     row_groups: tuple[int, ...]
     spans: tuple[tuple[int, int], ...]
     conditions: tuple[Condition, ...] = ()  # those that picked the row groups: every row read must meet them
+    metadata: pq.FileMetaData | None = field(default=None, compare=False, repr=False)  # the footer, parsed once
 
     @property
     def bytes(self) -> int:
@@ -78,7 +79,7 @@ def plan_ranges(
             spans[-1] = (spans[-1][0], end - spans[-1][0])
         else:
             spans.append((start, end - start))
-    plan = RangePlan(tuple(kept), tuple(spans), tuple(judged))
+    plan = RangePlan(tuple(kept), tuple(spans), tuple(judged), metadata)
     return plan if plan.bytes <= PARTIAL_SHARE * size else None
 
 
@@ -91,7 +92,8 @@ def read_row_groups(footer: bytes, size: int, plan: RangePlan, pieces: Sequence[
     """
     source = _Spans(size, list(zip((s for s, _ in plan.spans), pieces, strict=True)))
     try:
-        parquet = pq.ParquetFile(source, metadata=metadata_of(footer), page_checksum_verification=True)
+        metadata = plan.metadata or metadata_of(footer)
+        parquet = pq.ParquetFile(source, metadata=metadata, page_checksum_verification=True)
         table = parquet.read_row_groups(list(plan.row_groups))
     except (OSError, pa.ArrowException) as e:
         raise StorageError(f"row groups {list(plan.row_groups)}: {' '.join(str(e).split())[:200]}") from e
