@@ -468,9 +468,7 @@ def archive(ctx: click.Context, older_than: str | None, to: str | None, dry_run:
 
 @cli.command()
 @click.option("--query", metavar="SQL", help="Price this query's object-store requests instead (it is planned, not run).")
-@click.option(
-    "--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format."
-)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table", show_default=True, help="Output format.")
 @click.pass_context
 @catch_errors
 def cost(ctx: click.Context, query: str | None, fmt: str) -> None:

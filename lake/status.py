@@ -61,6 +61,4 @@ def lake_status(config: LakeConfig) -> Status:
             consumed = catalog.consumed_segment_count()
             local = local_tier(catalog) if config.source else None
     pending_bytes = sum(s.bytes for s in pending)
-    return Status(
-        snapshot, totals.files, totals.rows, totals.bytes, len(pending), pending_bytes, consumed, config.source, local
-    )
+    return Status(snapshot, totals.files, totals.rows, totals.bytes, len(pending), pending_bytes, consumed, config.source, local)

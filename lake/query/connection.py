@@ -121,7 +121,6 @@ class LakeConnection:
         self.pinned = self.choice.snapshot
         self.fresh = bool(config.fresh if fresh is None else fresh) and self.pinned is None and not config.source
         self._views: dict[str, str] = {}
-        self._ranged_rows: dict[str, str] = {}  # view -> the temp table of its cold row groups read by ranges
         self._refs_cache: dict[str, list[tuple[TableRef, Dataset]] | None] = {}
         self._checked: set[str] = set()
         self._last_query: str | None = None
@@ -462,7 +461,7 @@ class LakeConnection:
         conditions: Sequence[Condition] = (),
     ) -> None:
         """DuckDB reads a file's schema here: a damaged or missing data file is a StorageError naming it."""
-        select = self._select(dataset, files, conditions, name)
+        select = self._select(dataset, files, conditions)
         if hot is not None:
             select = hot.view_sql(select)
         try:
@@ -484,17 +483,14 @@ class LakeConnection:
             if len(self._views) > 256:
                 for old in list(self._views)[:128]:
                     self.con.execute(f"DROP VIEW IF EXISTS {old}")
-                    if old in self._ranged_rows:
-                        self.con.execute(f"DROP TABLE IF EXISTS {quote_identifier(self._ranged_rows.pop(old))}")
                     del self._views[old]
             self._create_view(name, dataset, files, hot, conditions if cold else ())
             self._views[name] = dataset.spec.name
         return name
 
-    def _select(self, dataset: Dataset, files: list[LiveFile], conditions: Sequence[Condition] = (), view: str = "") -> str:
+    def _select(self, dataset: Dataset, files: list[LiveFile], conditions: Sequence[Condition] = ()) -> str:
         """One SELECT of the dataset's columns over `files`: warm files by their Hive paths, cold
-        objects (which hold their partition columns) by their cached copies or URIs, and the rows of
-        those read by ranges from a temp table made beside `view`."""
+        objects (which hold their partition columns) by their cached copies or slices, or URIs."""
         spec = dataset.spec
         columns = ", ".join(quote_identifier(c) for c in spec.columns)
         # A remote lake's warm files are on its writer's disk (`local_tier` counts them for the reader).
@@ -508,28 +504,14 @@ class LakeConnection:
         if cold:
             skip = {*spec.partition_keys, spec.time_column}
             footers = self.catalog.footers([f.file_id for f in cold]) if conditions else {}
-            part = self._cold.read(cold, self.con, conditions, footers, skip)
-            if part.paths:
-                parts.append(f"SELECT {columns} FROM read_parquet({literal_list(part.paths)}, hive_partitioning = false)")
-            if part.rows is not None:
-                rows = view.strip('"') + "_rows"
-                # Copied into a temp table once: DuckDB then scans it natively on every run of the
-                # view, where a registered Arrow table goes through pyarrow's scanner each time.
-                self.con.register("__ranged_arrow", part.rows)
-                try:
-                    self.con.execute(f"CREATE OR REPLACE TEMP TABLE {quote_identifier(rows)} AS FROM __ranged_arrow")
-                finally:
-                    self.con.unregister("__ranged_arrow")
-                self._ranged_rows[view] = rows
-                have = set(part.rows.column_names)
-                picked = ", ".join(
-                    quote_identifier(c) if c in have else f"NULL::{t} AS {quote_identifier(c)}" for c, t in spec.columns.items()
-                )
-                parts.append(f"SELECT {picked} FROM {quote_identifier(rows)}")
+            copies = self._cold.read(cold, self.con, conditions, footers, skip)
+            if copies:
+                parts.append(f"SELECT {columns} FROM read_parquet({literal_list(copies)}, hive_partitioning = false)")
         if not parts:
             typed = ", ".join(f"NULL::{t} AS {quote_identifier(c)}" for c, t in spec.columns.items())
             return f"SELECT {typed} WHERE false"
         return " UNION ALL ".join(parts)
+
 
 def connect(
     root: str | Path | None = None,

@@ -38,6 +38,7 @@ from ticklake.storage.objects import S3Access
 
 if TYPE_CHECKING:
     from ticklake.config import LakeConfig
+    from ticklake.storage.ranges import RangePlan
 
 STALE_SECONDS = 600  # a temporary file untouched this long belongs to a process that died mid-download
 LOW_WATER = 0.9  # eviction frees down to this share of the bound, so the next misses need not scan
@@ -60,17 +61,22 @@ def entry_name(uri: str) -> str:
 
 class CachedObject(NamedTuple):
     """An object as the catalog knows it: URI, size in bytes, SHA-256 (None: not recorded); or, with
-    `start`, the `size` bytes of it from there (a row groups' span, verified by its pages' CRC-32s)."""
+    `plan`, the slice of it that holds the plan's row groups (`size`: the slice's), fetched by its
+    spans and verified by its pages' CRC-32s."""
 
     uri: str
     size: int
     sha256: str | None
-    start: int | None = None
+    plan: RangePlan | None = None
 
     @property
     def key(self) -> str:
-        """What the entry is named after: the URI, and the byte range of a span."""
-        return self.uri if self.start is None else f"{self.uri}#bytes={self.start}-{self.start + self.size - 1}"
+        """What the entry is named after: the URI, and for a slice its row groups and byte spans."""
+        if self.plan is None:
+            return self.uri
+        groups = ",".join(map(str, self.plan.row_groups))
+        spans = ",".join(f"{start}-{start + length - 1}" for start, length in self.plan.spans)
+        return f"{self.uri}#row_groups={groups}&bytes={spans}"
 
 
 @dataclass
@@ -216,24 +222,45 @@ class ObjectCache:
     # -- filling and evicting ----------------------------------------------------------------
 
     def _fetch(self, o: CachedObject) -> int:
-        """Download `o` with one GET into a temporary file beside its entry, verify it, publish it;
-        return the bytes fetched. Safe from several threads at once (it touches no counter)."""
-        uri, size, sha256, start = o
+        """Download `o` (one GET, or one per span of a slice) into a temporary file beside its entry,
+        verify it, publish it; return the bytes fetched. Safe from several threads at once (it
+        touches no counter)."""
         path = self.folder / entry_name(o.key)
         tmp = temp_name(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            got, digest = self._access().download(uri, tmp, None if start is None else (start, size))
-            if got != size:
-                raise StorageError(f"{uri}: fetched {got:,} bytes, the catalog records {size:,}; not cached")
-            if sha256 and digest != sha256:
-                raise StorageError(f"{uri}: SHA-256 of the fetched object differs from the catalog's; not cached")
-            self._publish(tmp, path, size)
+            if o.plan is None:
+                got, digest = self._access().download(o.uri, tmp)
+                if got != o.size:
+                    raise StorageError(f"{o.uri}: fetched {got:,} bytes, the catalog records {o.size:,}; not cached")
+                if o.sha256 and digest != o.sha256:
+                    raise StorageError(f"{o.uri}: SHA-256 of the fetched object differs from the catalog's; not cached")
+            else:
+                got = self._fetch_slice(o.uri, o.plan, tmp)
+            self._publish(tmp, path, o.size)
             return got
         except OSError as e:
-            raise StorageError(f"{uri}: cannot cache in {self.folder}: {e.strerror or e}") from e
+            raise StorageError(f"{o.uri}: cannot cache in {self.folder}: {e.strerror or e}") from e
         finally:
             discard(tmp)  # gone already when published
+
+    def _fetch_slice(self, uri: str, plan: RangePlan, tmp: Path) -> int:
+        from ticklake.storage.ranges import MAGIC, verify_slice  # noqa: PLC0415 - only ranged reads need it
+
+        got = 0
+        with open(tmp, "wb") as out:
+            out.write(MAGIC)
+            for span in plan.spans:
+                n, _ = self._access().download_into(uri, out, span)
+                if n != span[1]:
+                    raise StorageError(f"{uri}: fetched {n:,} bytes of a {span[1]:,}-byte range; not cached")
+                got += n
+            out.write(plan.tail)
+        try:
+            verify_slice(tmp, plan)
+        except StorageError as e:
+            raise StorageError(f"{uri}: the row groups fetched are damaged ({e}); not cached") from e
+        return got
 
     def _publish(self, tmp: Path, path: Path, size: int) -> None:
         """Rename a verified copy into place; a valid copy another process published first is kept."""

@@ -8,13 +8,12 @@ A reader hands DuckDB a local path for a warm file, and for a cold object the co
 cache (fetched with one GET on a miss, its size known from the catalog: no LIST, no HEAD), or, when the
 cache is off or the object larger than its bound, the object's URI for DuckDB's httpfs to read in ranges.
 Where the catalog holds an object's footer and the query's conditions rule out most of its row groups,
-only the spans of the others are fetched (`ticklake.storage.ranges`) and DuckDB reads their rows.
+only the spans of the others are fetched, as a slice DuckDB reads like any file (`ticklake.storage.ranges`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -24,12 +23,10 @@ from ticklake.storage.objects import S3Access, is_uri, object_errors
 
 if TYPE_CHECKING:
     import duckdb
-    import pyarrow as pa
 
     from ticklake.catalog import LiveFile
     from ticklake.catalog.pruning import Condition
-    from ticklake.storage.cache import ObjectCache
-    from ticklake.storage.ranges import RangePlan
+    from ticklake.storage.cache import CachedObject, ObjectCache
 
 Tier = Literal["hot", "warm", "cold"]
 TIERS: tuple[Tier, ...] = ("hot", "warm", "cold")
@@ -71,15 +68,6 @@ def delete_file(root: Path, path: str, access: S3Access | None = None) -> int:
     return size
 
 
-@dataclass(frozen=True)
-class ColdPart:
-    """What DuckDB reads of a query's cold objects: whole copies (or URIs), and the rows decoded
-    from the row groups of objects read by ranges (None: no object was)."""
-
-    paths: list[str]
-    rows: pa.Table | None = None
-
-
 class ColdReads:
     """How one reader reaches cold objects: settings resolved once, the cache opened on first use."""
 
@@ -107,13 +95,7 @@ class ColdReads:
 
     def locations(self, files: Sequence[LiveFile], con: duckdb.DuckDBPyConnection) -> list[str]:
         """What DuckDB should read for each cold file: its cached copy, else its URI (httpfs set up on `con`)."""
-        from ticklake.storage.cache import CachedObject  # noqa: PLC0415 - only cold reads need it
-
-        cache = self.cache
-        cached = cache.open_many([CachedObject(f.path, f.bytes, f.sha256) for f in files]) if cache else [None] * len(files)
-        if None in cached:
-            self.enable_httpfs(con)
-        return [f.path if copy is None else str(copy) for f, copy in zip(files, cached, strict=True)]
+        return self._locations(files, self._open([self._whole(f) for f in files]), con)
 
     def read(
         self,
@@ -122,48 +104,41 @@ class ColdReads:
         conditions: Sequence[Condition] = (),
         footers: Mapping[int, bytes] | None = None,
         skip: Collection[str] = (),
-    ) -> ColdPart:
-        """What DuckDB should read for cold `files` under `conditions`: objects whose footer is known
-        and whose row groups the conditions mostly rule out are fetched by ranges and decoded here
-        (`footers` by file id; columns in `skip` are not judged by row-group statistics), the
-        others as in `locations`."""
-        from ticklake.storage.ranges import plan_ranges  # noqa: PLC0415 - only cold reads need it
+    ) -> list[str]:
+        """`locations`, where an object whose footer is known and whose row groups the conditions
+        mostly rule out is read as the slice of the others (`footers` by file id; columns in `skip`
+        are not judged by row-group statistics), and one whose row groups they all rule out not at
+        all. Whole objects and slices are fetched in one round."""
+        from ticklake.storage.cache import CachedObject  # noqa: PLC0415 - only cold reads need it
+        from ticklake.storage.ranges import plan_ranges  # noqa: PLC0415
 
         cache = self.cache
-        plans = {}
-        if cache is not None and conditions and footers:
-            for f in files:
-                footer = footers.get(f.file_id)
-                plan = plan_ranges(footer, f.bytes, conditions, skip) if footer is not None else None
-                if plan is not None and plan.bytes <= cache.max_bytes:
-                    plans[f.file_id] = plan
-        paths = self.locations([f for f in files if f.file_id not in plans], con)
-        if cache is None or not plans:
-            return ColdPart(paths)
-        return ColdPart(paths, self._ranged(cache, [f for f in files if f.file_id in plans], plans, footers or {}))
+        wanted: list[tuple[LiveFile, CachedObject]] = []
+        for f in files:
+            footer = (footers or {}).get(f.file_id) if cache is not None and conditions else None
+            plan = plan_ranges(footer, f.bytes, conditions, skip) if footer is not None else None
+            if plan is not None and cache is not None and plan.slice_bytes <= cache.max_bytes:
+                if plan.row_groups:
+                    wanted.append((f, CachedObject(f.path, plan.slice_bytes, None, plan)))
+            else:
+                wanted.append((f, self._whole(f)))
+        return self._locations([f for f, _ in wanted], self._open([o for _, o in wanted]), con)
 
-    def _ranged(
-        self, cache: ObjectCache, files: list[LiveFile], plans: Mapping[int, RangePlan], footers: Mapping[int, bytes]
-    ) -> pa.Table | None:
-        """The rows of the planned row groups of `files`, their spans fetched through the cache at once."""
-        import pyarrow as pa  # noqa: PLC0415
+    @staticmethod
+    def _whole(f: LiveFile) -> CachedObject:
+        from ticklake.storage.cache import CachedObject  # noqa: PLC0415 - only cold reads need it
 
-        from ticklake.storage.cache import CachedObject, fetch_pool  # noqa: PLC0415
-        from ticklake.storage.ranges import read_row_groups  # noqa: PLC0415
+        return CachedObject(f.path, f.bytes, f.sha256)
 
-        files = [f for f in files if plans[f.file_id].row_groups]  # every row group ruled out: nothing to fetch
-        wanted = [CachedObject(f.path, length, None, start) for f in files for start, length in plans[f.file_id].spans]
-        copies = iter(cache.open_many(wanted))
-        spans = [[Path(str(next(copies))) for _ in plans[f.file_id].spans] for f in files]
+    def _open(self, objects: list[CachedObject]) -> list[Path | None]:
+        """The cached copies of `objects`, the misses fetched at once (None: not cached, nor cacheable)."""
+        cache = self.cache
+        return cache.open_many(objects) if cache is not None and objects else [None] * len(objects)
 
-        def decode(f: LiveFile, paths: list[Path]) -> pa.Table:
-            try:
-                return read_row_groups(footers[f.file_id], f.bytes, plans[f.file_id], [p.read_bytes() for p in paths])
-            except StorageError as e:
-                raise StorageError(f"{f.path}: {e} (a damaged cached span? `ticklake cache --clear`)") from e
-
-        tables = list(fetch_pool().map(decode, files, spans))  # pyarrow decodes without the GIL
-        return pa.concat_tables(tables, promote_options="default") if tables else None
+    def _locations(self, files: Sequence[LiveFile], copies: Sequence[Path | None], con: duckdb.DuckDBPyConnection) -> list[str]:
+        if None in copies:
+            self.enable_httpfs(con)
+        return [f.path if copy is None else str(copy) for f, copy in zip(files, copies, strict=True)]
 
     def enable_httpfs(self, con: duckdb.DuckDBPyConnection) -> None:
         """Load httpfs into `con` and give it the S3 secret (once per connection)."""

@@ -1,7 +1,7 @@
 """Reading archived objects by the byte ranges of the row groups a query can need: the row groups are
 picked as the catalog prunes files, only their spans are fetched (one ranged GET per run, counted by
-moto's own request log), damaged or missing bytes are never decoded, and every answer equals the
-answer over whole objects."""
+moto's own request log) into a slice DuckDB reads, damaged bytes are never cached, and every answer
+equals the answer over whole objects."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 import ticklake
@@ -25,8 +27,10 @@ from ticklake.build.compaction import compact_all
 from ticklake.config import LakeConfig
 from ticklake.errors import StorageError
 from ticklake.landing.writer import LandingWriter
+from ticklake.storage.cache import CachedObject, entry_name
+from ticklake.storage.objects import S3Access
 from ticklake.storage.parquet import file_footer, sort_ticks, write_data_file
-from ticklake.storage.ranges import PARTIAL_SHARE, RangePlan, plan_ranges, read_row_groups
+from ticklake.storage.ranges import MAGIC, PARTIAL_SHARE, RangePlan, plan_ranges, slice_footer, verify_slice
 
 CONTRACTS = 40
 PER_CONTRACT = 50
@@ -65,19 +69,52 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes, pa.
     return path, path.read_bytes(), table
 
 
-def spans_of(data: bytes, plan: RangePlan) -> list[bytes]:
-    return [data[start : start + length] for start, length in plan.spans]
+def slice_of(data: bytes, plan: RangePlan, path: Path, pieces: list[bytes] | None = None) -> Path:
+    """The slice the read cache makes of `plan`'s spans of the object `data`."""
+    spans = pieces if pieces is not None else [data[start : start + length] for start, length in plan.spans]
+    path.write_bytes(MAGIC + b"".join(spans) + plan.tail)
+    return path
 
 
-def test_one_contract_is_the_row_groups_that_may_hold_it(archived: tuple[Path, bytes, pa.Table]) -> None:
+def test_one_contract_is_a_slice_of_the_row_groups_that_may_hold_it(
+    archived: tuple[Path, bytes, pa.Table], tmp_path: Path
+) -> None:
     path, data, table = archived
     footer = file_footer(path)
     plan = plan_ranges(footer, len(data), [Cond("contract_id", "=", (17,))])
     assert plan is not None and len(plan.row_groups) in (1, 2) and len(plan.spans) == 1
     assert plan.bytes < len(data) / 5
-    rows = read_row_groups(footer, len(data), plan, spans_of(data, plan))
-    # only the rows that meet the conditions leave the row groups: the contract's, every one of them
-    assert rows.equals(table.filter(pa.compute.equal(table["contract_id"], 17))) and rows.num_rows == PER_CONTRACT
+    piece = slice_of(data, plan, tmp_path / "slice.parquet")
+    assert piece.stat().st_size == plan.slice_bytes
+    verify_slice(piece, plan)
+    # the slice is the row groups, whole: every one of their rows, in the object's order
+    groups = pq.ParquetFile(path).read_row_groups(list(plan.row_groups))
+    assert pq.read_table(piece).equals(groups) and groups.num_rows == 100 * len(plan.row_groups)
+    sql = "SELECT * FROM read_parquet(?) WHERE contract_id = 17 ORDER BY ALL"
+    with contextlib.closing(duckdb.connect()) as con:
+        assert con.execute(sql, [str(piece)]).fetchall() == con.execute(sql, [str(path)]).fetchall()
+        assert con.execute("SELECT count(*) FROM read_parquet(?) WHERE contract_id = 17", [str(piece)]).fetchall() == [
+            (PER_CONTRACT,)
+        ]
+
+
+def test_a_span_merged_across_a_gap_holds_only_the_row_groups_picked(
+    archived: tuple[Path, bytes, pa.Table], tmp_path: Path
+) -> None:
+    path, data, table = archived
+    footer = file_footer(path)
+    plan = plan_ranges(footer, len(data), [Cond("contract_id", "in", (2, 6))], gap=len(data))
+    assert plan is not None and len(plan.spans) == 1
+    everything = pq.ParquetFile(path).metadata.num_row_groups
+    between = set(range(min(plan.row_groups), max(plan.row_groups) + 1)) - set(plan.row_groups)
+    assert between and len(plan.row_groups) < everything  # the span holds row groups the footer leaves out
+    piece = slice_of(data, plan, tmp_path / "slice.parquet")
+    assert pq.read_table(piece).equals(pq.ParquetFile(path).read_row_groups(list(plan.row_groups)))
+    with contextlib.closing(duckdb.connect()) as con:
+        got = con.execute(
+            "SELECT contract_id, count(*) FROM read_parquet(?) WHERE contract_id IN (2, 6) GROUP BY ALL ORDER BY 1", [str(piece)]
+        )
+        assert got.fetchall() == [(2, PER_CONTRACT), (6, PER_CONTRACT)]
 
 
 def test_distant_contracts_are_separate_spans_and_what_nothing_matches_fetches_nothing(
@@ -109,19 +146,22 @@ def test_an_object_is_read_whole_when_little_of_it_is_ruled_out(archived: tuple[
     assert half is not None and half.bytes <= PARTIAL_SHARE * len(data)
 
 
-def test_damaged_or_missing_bytes_are_never_decoded(archived: tuple[Path, bytes, pa.Table]) -> None:
+def test_damaged_bytes_fail_the_check_and_a_footer_outside_the_spans_is_refused(
+    archived: tuple[Path, bytes, pa.Table], tmp_path: Path
+) -> None:
     path, data, _ = archived
     footer = file_footer(path)
     plan = plan_ranges(footer, len(data), [Cond("contract_id", "=", (17,))])
     assert plan is not None
-    [piece] = spans_of(data, plan)
-    flipped = bytearray(piece)
-    flipped[len(piece) // 2] ^= 0xFF
-    with pytest.raises(StorageError, match="CRC|checksum|corrupt|Couldn't|invalid|Invalid"):
-        read_row_groups(footer, len(data), plan, [bytes(flipped)])
-    short = replace(plan, spans=((plan.spans[0][0] + 64, plan.spans[0][1] - 64),))
-    with pytest.raises(StorageError, match="were not fetched"):
-        read_row_groups(footer, len(data), short, [piece[64:]])
+    [(start, length)] = plan.spans
+    flipped = bytearray(data[start : start + length])
+    flipped[length // 2] ^= 0xFF
+    with pytest.raises(StorageError, match="CRC-32 mismatch|header cannot be read|run past the column chunk"):
+        verify_slice(slice_of(data, plan, tmp_path / "damaged.parquet", [bytes(flipped)]), plan)
+    with pytest.raises(StorageError, match="outside the spans fetched"):
+        slice_footer(footer, plan.row_groups, [(start + 64, length - 64)])
+    with pytest.raises(StorageError, match="footer in the catalog cannot be parsed"):
+        plan_ranges(b"\xff" * 40 + footer[-8:], len(data), [Cond("contract_id", "=", (17,))])
 
 
 @pytest.fixture
@@ -182,9 +222,7 @@ def test_every_contract_reads_the_same_by_ranges_and_whole(cold_lake: tuple[Lake
         assert lake.sql("SELECT count(*) FROM ticks WHERE contract_id IN (3, 38) AND price > 0").fetchall() == [(2 * 5 * 30,)]
 
 
-def test_a_catalog_without_footers_reads_objects_whole(
-    cold_lake: tuple[LakeConfig, list[str]], moto_server: MotoServer
-) -> None:
+def test_a_catalog_without_footers_reads_objects_whole(cold_lake: tuple[LakeConfig, list[str]], moto_server: MotoServer) -> None:
     config, uris = cold_lake
     with contextlib.closing(sqlite3.connect(config.root / "catalog.sqlite")) as db, db:
         db.execute("DELETE FROM file_footers")  # as a catalog from before footers were kept
@@ -192,3 +230,27 @@ def test_a_catalog_without_footers_reads_objects_whole(
     with ticklake.connect(config=config) as lake:
         assert lake.sql(QUERY.format(c=5)).fetchall()[0][1] == 5 * 30
     assert sorted(moto_server.requests()) == sorted(("GET", "/" + u.removeprefix("s3://")) for u in uris)
+
+
+def test_a_damaged_range_in_the_bucket_is_an_error_naming_the_object_and_is_not_cached(
+    cold_lake: tuple[LakeConfig, list[str]],
+) -> None:
+    config, uris = cold_lake
+    access = S3Access.from_environment()
+    with open_catalog(config) as catalog:
+        [(file_id, size)] = catalog.db.execute("SELECT file_id, bytes FROM files WHERE path = ?", [uris[2]]).fetchall()
+        footer = catalog.footers([file_id])[file_id]
+    plan = plan_ranges(footer, size, [Cond("contract_id", "=", (23,))])
+    assert plan is not None
+    data = bytearray(access.filesystem().cat_file(uris[2].removeprefix("s3://")))
+    start, length = plan.spans[0]
+    for at in range(start + length // 3, start + length // 3 + 64):  # a run of flipped bits inside the row groups
+        data[at] ^= 0x5A
+    access.filesystem().pipe_file(uris[2].removeprefix("s3://"), bytes(data))  # same name, same size: damaged in place
+    with ticklake.connect(config=config) as lake, pytest.raises(StorageError, match=uris[2].rsplit("/", 1)[1] + ".*damaged"):
+        lake.sql(QUERY.format(c=23)).fetchall()
+    entry = Path(config.cache_dir) / entry_name(CachedObject(uris[2], plan.slice_bytes, None, plan).key)
+    assert not entry.exists() and not list(entry.parent.glob(".*"))  # no copy, no temporary file left
+    with ticklake.connect(config=config) as lake, pytest.raises(StorageError, match="damaged"):
+        lake.sql(QUERY.format(c=23)).fetchall()  # fetched and refused again, never served
+    assert not entry.exists()
