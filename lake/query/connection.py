@@ -42,11 +42,12 @@ from ticklake.query.results import ResultStream
 from ticklake.query.safety import check_read_only, confine
 from ticklake.storage.objects import ObjectLocation
 from ticklake.storage.publication import LocalTier, local_tier
-from ticklake.storage.tiers import ColdReads, local_path, tier_of
+from ticklake.storage.tiers import ColdPart, ColdReads, local_path, tier_of
 
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(ANALYZE\s+)?", re.IGNORECASE)
 _SHOWN = re.compile(r"^\s*(DESCRIBE|SHOW|SUMMARIZE)\s+$", re.IGNORECASE)
 _PLAN_ATTEMPTS = 50  # plans in a row that may find the lake committed meanwhile (see `ticklake.query.fresh`)
+SLICE_ROWS_BYTES = 64 * 2**20  # slices up to this size hand a view only their rows meeting its integer conditions
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,7 @@ class LakeConnection:
         self.pinned = self.choice.snapshot
         self.fresh = bool(config.fresh if fresh is None else fresh) and self.pinned is None and not config.source
         self._views: dict[str, str] = {}
+        self._slice_tables: dict[str, str] = {}  # view -> the temp table of the rows its slices hold
         self._refs_cache: dict[str, list[tuple[TableRef, Dataset]] | None] = {}
         self._checked: set[str] = set()
         self._last_query: str | None = None
@@ -461,7 +463,7 @@ class LakeConnection:
         conditions: Sequence[Condition] = (),
     ) -> None:
         """DuckDB reads a file's schema here: a damaged or missing data file is a StorageError naming it."""
-        select = self._select(dataset, files, conditions)
+        select = self._select(dataset, files, conditions, name)
         if hot is not None:
             select = hot.view_sql(select)
         try:
@@ -483,14 +485,16 @@ class LakeConnection:
             if len(self._views) > 256:
                 for old in list(self._views)[:128]:
                     self.con.execute(f"DROP VIEW IF EXISTS {old}")
+                    if old in self._slice_tables:
+                        self.con.execute(f"DROP TABLE IF EXISTS {self._slice_tables.pop(old)}")
                     del self._views[old]
             self._create_view(name, dataset, files, hot, conditions if cold else ())
             self._views[name] = dataset.spec.name
         return name
 
-    def _select(self, dataset: Dataset, files: list[LiveFile], conditions: Sequence[Condition] = ()) -> str:
+    def _select(self, dataset: Dataset, files: list[LiveFile], conditions: Sequence[Condition] = (), view: str = "") -> str:
         """One SELECT of the dataset's columns over `files`: warm files by their Hive paths, cold
-        objects (which hold their partition columns) by their cached copies or slices, or URIs."""
+        objects (which hold their partition columns) by their cached copies or URIs, and slices."""
         spec = dataset.spec
         columns = ", ".join(quote_identifier(c) for c in spec.columns)
         # A remote lake's warm files are on its writer's disk (`local_tier` counts them for the reader).
@@ -504,13 +508,45 @@ class LakeConnection:
         if cold:
             skip = {*spec.partition_keys, spec.time_column}
             footers = self.catalog.footers([f.file_id for f in cold]) if conditions else {}
-            copies = self._cold.read(cold, self.con, conditions, footers, skip)
-            if copies:
-                parts.append(f"SELECT {columns} FROM read_parquet({literal_list(copies)}, hive_partitioning = false)")
+            part = self._cold.read(cold, self.con, conditions, footers, skip)
+            if part.paths:
+                parts.append(f"SELECT {columns} FROM read_parquet({literal_list(part.paths)}, hive_partitioning = false)")
+            if part.slices:
+                parts.append(self._slice_rows(spec, columns, part, [c for c in conditions if c.column not in skip], view))
         if not parts:
             typed = ", ".join(f"NULL::{t} AS {quote_identifier(c)}" for c, t in spec.columns.items())
             return f"SELECT {typed} WHERE false"
         return " UNION ALL ".join(parts)
+
+    def _slice_rows(self, spec: Any, columns: str, part: ColdPart, conditions: Sequence[Condition], view: str) -> str:
+        """The SELECT of a view's slices: the rows of them meeting the integer conditions that
+        picked their row groups, copied once into a temp table beside `view` (a view re-run then
+        scans those rows, not the row groups), or, past `SLICE_ROWS_BYTES`, the slices themselves."""
+        source = f"SELECT {columns} FROM read_parquet({literal_list(part.slices)}, hive_partitioning = false)"
+        # A row failing one of these could not be in the answer, as a file failing one is not read.
+        kept = [c for c in conditions if spec.columns.get(c.column) in ("BIGINT", "INTEGER") and _integers(c.values)]
+        if not view or not kept or part.slice_bytes > SLICE_ROWS_BYTES:
+            return source
+        rows = quote_identifier(view.strip('"') + "_rows")
+        where = " AND ".join(_integer_sql(c) for c in kept)
+        try:
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {rows} AS {source} WHERE {where}")
+        except duckdb.Error as e:
+            raise failure(e, None, self.root) from e
+        self._slice_tables[view] = rows
+        return f"SELECT {columns} FROM {rows}"
+
+
+def _integers(values: Sequence[Any]) -> bool:
+    return bool(values) and all(isinstance(v, int) and not isinstance(v, bool) for v in values)
+
+
+def _integer_sql(c: Condition) -> str:
+    """An integer condition as SQL (its values are Python ints: nothing to quote)."""
+    column = quote_identifier(c.column)
+    if c.op == "in":
+        return f"{column} IN ({', '.join(str(int(v)) for v in c.values)})"
+    return f"{column} {c.op} {int(c.values[0])}"
 
 
 def connect(

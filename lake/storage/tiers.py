@@ -14,6 +14,7 @@ only the spans of the others are fetched, as a slice DuckDB reads like any file 
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
@@ -68,6 +69,15 @@ def delete_file(root: Path, path: str, access: S3Access | None = None) -> int:
     return size
 
 
+@dataclass
+class ColdPart:
+    """What DuckDB reads of a query's cold objects: whole copies (or URIs), and slices."""
+
+    paths: list[str]
+    slices: list[str]
+    slice_bytes: int
+
+
 class ColdReads:
     """How one reader reaches cold objects: settings resolved once, the cache opened on first use."""
 
@@ -104,7 +114,7 @@ class ColdReads:
         conditions: Sequence[Condition] = (),
         footers: Mapping[int, bytes] | None = None,
         skip: Collection[str] = (),
-    ) -> list[str]:
+    ) -> ColdPart:
         """`locations`, where an object whose footer is known and whose row groups the conditions
         mostly rule out is read as the slice of the others (`footers` by file id; columns in `skip`
         are not judged by row-group statistics), and one whose row groups they all rule out not at
@@ -122,7 +132,15 @@ class ColdReads:
                     wanted.append((f, CachedObject(f.path, plan.slice_bytes, None, plan)))
             else:
                 wanted.append((f, self._whole(f)))
-        return self._locations([f for f, _ in wanted], self._open([o for _, o in wanted]), con)
+        copies = self._locations([f for f, _ in wanted], self._open([o for _, o in wanted]), con)
+        part = ColdPart([], [], 0)
+        for (_, o), copy in zip(wanted, copies, strict=True):
+            if o.plan is None:
+                part.paths.append(copy)
+            else:
+                part.slices.append(copy)
+                part.slice_bytes += o.size
+        return part
 
     @staticmethod
     def _whole(f: LiveFile) -> CachedObject:

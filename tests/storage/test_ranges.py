@@ -219,6 +219,9 @@ def test_every_contract_reads_the_same_by_ranges_and_whole(cold_lake: tuple[Lake
         for c, rows in whole.items():
             assert lake.sql(sql.format(c=c)).fetchall() == rows and len(rows) == 5 * 30
         assert lake.sql(sql.format(c=41)).fetchall() == []
+        # a view over slices holds only their rows meeting its integer conditions, in a temp table of its own
+        tables = lake.con.execute("SELECT table_name FROM duckdb_tables() WHERE temporary").fetchall()
+        assert len([t for (t,) in tables if t.endswith("_rows")]) == 4
         assert lake.sql("SELECT count(*) FROM ticks WHERE contract_id IN (3, 38) AND price > 0").fetchall() == [(2 * 5 * 30,)]
 
 
