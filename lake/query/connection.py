@@ -492,7 +492,7 @@ class LakeConnection:
             self._views[name] = dataset.spec.name
         return name
 
-    def _select(self, dataset: Dataset, files: list[LiveFile], conditions: Sequence[Condition] = (), view: str = "") -> str:
+    def _select(self, dataset: Dataset, files: list[LiveFile], conditions: Sequence[Condition], view: str) -> str:
         """One SELECT of the dataset's columns over `files`: warm files by their Hive paths, cold
         objects (which hold their partition columns) by their cached copies or URIs, and slices."""
         spec = dataset.spec
@@ -525,7 +525,7 @@ class LakeConnection:
         source = f"SELECT {columns} FROM read_parquet({literal_list(part.slices)}, hive_partitioning = false)"
         # A row failing one of these could not be in the answer, as a file failing one is not read.
         kept = [c for c in conditions if spec.columns.get(c.column) in ("BIGINT", "INTEGER") and _integers(c.values)]
-        if not view or not kept or part.slice_bytes > SLICE_ROWS_BYTES:
+        if not kept or part.slice_bytes > SLICE_ROWS_BYTES:
             return source
         rows = quote_identifier(view.strip('"') + "_rows")
         where = " AND ".join(_integer_sql(c) for c in kept)

@@ -9,8 +9,9 @@ groups, and no request for the footer.
 The spans become a *slice*: a small Parquet file of their bytes and the object's footer cut down to
 those row groups (fastparquet writes Parquet's thrift footer, which pyarrow cannot; the chunks'
 offsets are moved to where the spans now sit). DuckDB reads a slice as it reads any file, and
-applies the query's own filters. A slice is checked once, when fetched: pyarrow decodes it
-verifying every page's CRC-32 (written by the archive), so damaged bytes are never cached.
+applies the query's own filters. A slice is checked once, when fetched: every page's CRC-32
+(written by the archive) is recomputed from its header (`ticklake.storage.pages`), so damaged page
+bytes are never cached.
 """
 
 from __future__ import annotations
@@ -115,22 +116,19 @@ def slice_footer(footer: bytes, row_groups: Sequence[int], spans: Sequence[tuple
     # plan_ranges had pyarrow parse this footer first: fastparquet's decoder prints, not raises, on damage.
     metadata: Any = cencoding.from_buffer(footer[: -4 - len(MAGIC)], "FileMetaData")
 
-    def moved(offset: int) -> int:
-        return _in_slice(spans, offset)
-
     groups = [metadata.row_groups[g] for g in row_groups]
     for group in groups:
         for chunk in group.columns:
             meta = chunk.meta_data
-            meta.data_page_offset = moved(meta.data_page_offset)
+            meta.data_page_offset = _in_slice(spans, meta.data_page_offset)
             for name in ("dictionary_page_offset", "index_page_offset"):  # 0 from some writers: none
-                setattr(meta, name, moved(getattr(meta, name)) if getattr(meta, name) else None)
+                setattr(meta, name, _in_slice(spans, getattr(meta, name)) if getattr(meta, name) else None)
             _clear(meta, "bloom_filter_offset", "bloom_filter_length")
             _clear(chunk, "column_index_offset", "column_index_length", "offset_index_offset", "offset_index_length")
             if chunk.file_offset:  # deprecated, unread by readers: where the chunk now starts
                 chunk.file_offset = meta.dictionary_page_offset or meta.data_page_offset
         if group.file_offset:
-            group.file_offset = moved(group.file_offset)
+            group.file_offset = _in_slice(spans, group.file_offset)
     metadata.row_groups = groups
     metadata.num_rows = sum(group.num_rows for group in groups)
     return bytes(metadata.to_bytes())
