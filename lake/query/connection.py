@@ -100,17 +100,23 @@ class LakeConnection:
         threads: int = 0,
         unsafe: bool = False,
         fresh: bool | None = None,
+        readable: Sequence[Path] | None = None,
+        memory_limit: str | None = None,
+        shared: bool = False,
     ) -> None:
         """Pin `snapshot`, or the newest snapshot committed at or before `as_of`; `unsafe` lifts the read-only policy.
 
         `fresh` (default: the ``fresh`` setting) includes the hot tier; a pinned snapshot never does.
+        `readable` narrows the local folders DuckDB may open to these (a server's clients get the
+        lake and its cache, not the machine); `memory_limit` bounds the connection's memory.
+        `shared`: used from several threads, one at a time (a server's pool hands it from call to call).
         """
         if fresh and (snapshot is not None or as_of is not None):
             raise ConfigError("--fresh reads landing segments not yet committed; a --snapshot or --as-of read never does")
         self.config = config
         self.root = config.root.resolve()
         self.unsafe = unsafe
-        self.catalog = open_catalog(config)
+        self.catalog = open_catalog(config, shared=shared)
         try:
             self.choice: SnapshotChoice = choose_snapshot(self.catalog, snapshot, as_of)
             # A remote lake (read through its published catalog) cannot read the writer's local files.
@@ -132,7 +138,7 @@ class LakeConnection:
         self._full_hot: tuple[str, ...] = ()
         self._cold = ColdReads(config)
         try:
-            self.con = connect_duckdb(threads=threads or config.threads)
+            self.con = connect_duckdb(threads=threads or config.threads, memory_limit=memory_limit)
         except BaseException:
             self.catalog.close()
             unpin(self._pin)
@@ -144,7 +150,8 @@ class LakeConnection:
                 self._cold.enable_httpfs(self.con)
             self._refresh_full_views(self.snapshot, strict=False)
             if not unsafe:
-                confine(self.con, [f"s3://{b}/" for b in buckets])
+                folders = None if readable is None else [str(Path(f).resolve()) for f in readable]
+                confine(self.con, [f"s3://{b}/" for b in buckets], folders)
         except BaseException:
             self.close()  # neither the catalog nor the pin outlives a connection that never opened
             raise

@@ -22,8 +22,14 @@ def extension_directory() -> Path:
     return Path(sys.prefix) / "share" / "ticklake" / "duckdb_extensions"
 
 
-def connect_duckdb(database: str = ":memory:", *, threads: int = 0, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """A DuckDB connection with UTC session time zone and no implicit extension downloads."""
+def connect_duckdb(
+    database: str = ":memory:", *, threads: int = 0, read_only: bool = False, memory_limit: str | None = None
+) -> duckdb.DuckDBPyConnection:
+    """A DuckDB connection with UTC session time zone and no implicit extension downloads.
+
+    `memory_limit` (DuckDB's syntax, ``"2GB"``) bounds what the connection's queries may hold; past
+    it they spill or fail with DuckDB's out-of-memory error.
+    """
     config: dict[str, str | bool | int | float | list[str]] = {
         "extension_directory": str(extension_directory()),
         "autoinstall_known_extensions": False,
@@ -31,6 +37,8 @@ def connect_duckdb(database: str = ":memory:", *, threads: int = 0, read_only: b
     }
     if threads:
         config["threads"] = threads
+    if memory_limit:
+        config["memory_limit"] = memory_limit
     con = duckdb.connect(database, read_only=read_only, config=config)
     # Timestamps are stored in UTC; naive literals in queries mean UTC too.
     con.execute("SET TimeZone = 'UTC'")

@@ -84,19 +84,54 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
             raise QueryRefused(f"read-only query: {where}{refusal}; {ADVICE}")
 
 
-def confine(con: duckdb.DuckDBPyConnection, objects: Sequence[str] = ()) -> None:
+_EXPLAINED = re.compile(r"\s*EXPLAIN\s+(ANALYZE\s+)?", re.IGNORECASE)
+
+
+def check_served(con: duckdb.DuckDBPyConnection, query: str) -> None:
+    """Refuse (QueryRefused) all but one SELECT, or EXPLAIN of one: what a server's shared connections run.
+
+    A server's connections serve one client after another, so nothing a statement leaves behind (a
+    temp table, a variable, a prepared statement) may outlive it; `check_read_only` still judges it.
+
+    >>> check_served(duckdb.connect(), "CREATE TEMP TABLE t AS SELECT 1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ticklake.errors.QueryRefused: served query: CREATE is refused; a server runs one SELECT (or EXPLAIN of one) per statement
+    """
+    try:
+        statements = con.extract_statements(query)
+    except duckdb.Error:
+        return  # the query's own run reports the syntax error
+    if len(statements) != 1:
+        raise QueryRefused(
+            f"served query: {len(statements)} statements; a server runs one SELECT (or EXPLAIN of one) per statement"
+        )
+    kind = statements[0].type.name
+    if kind == "EXPLAIN":
+        explained = _EXPLAINED.match(statements[0].query)
+        try:
+            inner = con.extract_statements(statements[0].query[explained.end() :]) if explained else []
+        except duckdb.Error:
+            inner = []
+        kind = "EXPLAIN of " + (inner[0].type.name if len(inner) == 1 else "a statement that cannot be read")
+        if len(inner) == 1 and inner[0].type.name == "SELECT":
+            return
+    if kind != "SELECT":
+        raise QueryRefused(f"served query: {kind} is refused; a server runs one SELECT (or EXPLAIN of one) per statement")
+
+
+def confine(con: duckdb.DuckDBPyConnection, objects: Sequence[str] = (), folders: Sequence[str] | None = None) -> None:
     """Lock a prepared connection (views made, extensions loaded) so that nothing loosens it again.
 
-    Every local path stays readable (``allowed_directories`` is the whole file system; other
-    file systems, such as HTTP, are not, but for the object prefixes in `objects`, the lake's cold
-    buckets, e.g. ``s3://ticks/``); loading or installing extensions is refused, and
-    ``lock_configuration`` refuses any later ``SET``. The order matters: DuckDB takes allowed
-    directories only while external access is still on.
+    DuckDB may then reach only `folders` (default: the whole local file system) and the object
+    prefixes in `objects`, the lake's cold buckets (e.g. ``s3://ticks/``); loading or installing
+    extensions is refused, and ``lock_configuration`` refuses any later ``SET``. The order matters:
+    DuckDB takes allowed directories only while external access is still on.
     """
+    allowed = ["/"] if folders is None else [f.rstrip("/") + "/" for f in folders]
     for setting in (
         "SET autoinstall_known_extensions = false",
         "SET autoload_known_extensions = false",
-        f"SET allowed_directories = {literal_list(['/', *objects])}",
+        f"SET allowed_directories = {literal_list([*allowed, *objects])}",
         "SET enable_external_access = false",
         "SET lock_configuration = true",
     ):

@@ -166,6 +166,10 @@ class ColdReads:
 
         load_extension(con, "httpfs")
         self.access.duckdb_secret(con)
+        # httpfs copies AWS_* variables into settings that `current_setting()` shows in clear text;
+        # the secret (which redacts itself) is the one place the credentials live.
+        for name in ("s3_access_key_id", "s3_secret_access_key", "s3_session_token"):
+            con.execute(f"SET {name} = ''")
         # Objects never change under a name: their metadata and footers may be cached in this process.
         con.execute("SET enable_http_metadata_cache = true")
         self._secret_on.add(id(con))
