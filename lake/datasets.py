@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from ticklake.access import open_catalog
 from ticklake.catalog import DatasetSpec
 from ticklake.columns import PATH_COLUMNS, TIMESTAMP, Column, arrow_schema, sql_columns
+from ticklake.config import LakeConfig
 from ticklake.ticks import SQL_COLUMNS, TICK_COLUMNS
 
 TICKS = DatasetSpec(
@@ -48,3 +50,11 @@ ARCHIVE_SCHEMAS: dict[str, pa.Schema] = {
     TICKS.name: arrow_schema(TICK_COLUMNS),
     BARS_1M.name: arrow_schema(BARS_COLUMNS),
 }
+
+
+def create_catalog(config: LakeConfig) -> None:
+    """Create (and migrate) a lake's catalog with every dataset's table, maybe empty, so each can be queried
+    from then on: what the first compaction does before its workers race, and a server at its start."""
+    with open_catalog(config, create=True) as catalog:
+        for spec in DATASETS.values():
+            catalog.ensure_dataset(spec)

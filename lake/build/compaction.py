@@ -29,7 +29,7 @@ from ticklake.build.commit import FileSink, Staged, commit_staged
 from ticklake.build.hours import tick_partition_paths, tick_partitions
 from ticklake.catalog import Catalog, Commit, CommitConflict, ConsumedSegment, Dataset, LiveFile, NewFile
 from ticklake.config import LakeConfig
-from ticklake.datasets import DATASETS, TICKS
+from ticklake.datasets import TICKS, create_catalog
 from ticklake.errors import StorageError
 from ticklake.faults import fault_point
 from ticklake.landing.buffer import (
@@ -116,9 +116,7 @@ def compact_hours(config: LakeConfig, hours: Sequence[int], progress: Callable[[
     parallel (``threads`` workers, default one per core), each with its own catalog connection;
     commits still serialise in SQLite.
     """
-    with open_catalog(config, create=True) as catalog:  # create and migrate once, before the workers race
-        for spec in DATASETS.values():  # every dataset has its (maybe empty) table from the first compaction on
-            catalog.ensure_dataset(spec)
+    create_catalog(config)  # once, before the workers race
     workers = max(1, min(len(hours), config.threads or os.cpu_count() or 1))
     results: list[HourResult] = []
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="compact") as pool:

@@ -257,3 +257,18 @@ def test_a_damaged_range_in_the_bucket_is_an_error_naming_the_object_and_is_not_
     with ticklake.connect(config=config) as lake, pytest.raises(StorageError, match="damaged"):
         lake.sql(QUERY.format(c=23)).fetchall()  # fetched and refused again, never served
     assert not entry.exists()
+
+
+def test_no_credential_shows_through_sql_and_a_confined_reader_reads_the_cold_tier(
+    cold_lake: tuple[LakeConfig, list[str]],
+) -> None:
+    config, _ = cold_lake
+    # A server's connection: only the lake and its cache are readable, and the cold bucket.
+    with ticklake.LakeConnection(config, readable=[config.root, config.cache_folder]) as lake:
+        assert lake.sql(QUERY.format(c=7)).fetchall()[0][1] == 150
+        shown = lake.sql(
+            "SELECT current_setting('s3_secret_access_key'), current_setting('s3_access_key_id'),"
+            " (SELECT string_agg(secret_string, ' ') FROM duckdb_secrets())"
+        ).fetchall()[0]
+    assert shown[0] == shown[1] == ""  # httpfs had copied AWS_* here
+    assert "secret=redacted" in shown[2]  # the S3 secret redacts itself
