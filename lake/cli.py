@@ -503,6 +503,72 @@ def publish(ctx: click.Context, take_over: bool) -> None:
     click.echo(publish_catalog(_config(ctx, writes="publish"), take_over=take_over).summary())
 
 
+@cli.command()
+@click.option(
+    "--flight",
+    "flight_at",
+    default="127.0.0.1:31337",
+    show_default=True,
+    help="HOST:PORT of Flight SQL (queries); port 0 picks one.",
+)
+@click.option(
+    "--http",
+    "http_at",
+    default="127.0.0.1:9000",
+    show_default=True,
+    help="HOST:PORT of HTTP (line protocol and JSON Lines ingest).",
+)
+@click.option(
+    "--tokens",
+    "tokens_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File of 'ROLE SHA256' lines (default: $TICKLAKE_SERVE_TOKENS).",
+)
+@click.option("--tls-cert", type=click.Path(dir_okay=False, path_type=Path), help="PEM certificate: both endpoints speak TLS.")
+@click.option("--tls-key", type=click.Path(dir_okay=False, path_type=Path), help="PEM private key of --tls-cert.")
+@click.option("--queries", type=int, help="Queries that run at once (default: $TICKLAKE_SERVE_QUERIES, 4).")
+@click.option("--query-seconds", type=float, help="Cancel a query past this (default: $TICKLAKE_SERVE_QUERY_SECONDS, 300).")
+@click.option("--query-memory", help="Memory a query may hold, e.g. 2GB (default: $TICKLAKE_SERVE_QUERY_MEMORY, DuckDB's).")
+@click.pass_context
+@catch_errors
+def serve(
+    ctx: click.Context,
+    flight_at: str,
+    http_at: str,
+    tokens_file: Path | None,
+    tls_cert: Path | None,
+    tls_key: Path | None,
+    queries: int | None,
+    query_seconds: float | None,
+    query_memory: str | None,
+) -> None:
+    """Serve the lake: Arrow Flight SQL for queries, InfluxDB/QuestDB line protocol over HTTP for ingest.
+
+    Clients send 'authorization: Bearer TOKEN'; tokens have the role read or write (which may also
+    read). Stops on SIGTERM or SIGINT once the ingest requests in flight are durable.
+    """
+    import logging
+
+    from ticklake.errors import ConfigError
+    from ticklake.serve.server import Server, Tls
+    from ticklake.serve.settings import ServeSettings
+    from ticklake.serve.tokens import Tokens
+
+    if (tls_cert is None) != (tls_key is None):
+        raise ConfigError("--tls-cert and --tls-key go together")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
+    config = _config(ctx)
+    settings = ServeSettings.from_env(serve_queries=queries, serve_query_seconds=query_seconds, serve_query_memory=query_memory)
+    tls = Tls(tls_cert, tls_key) if tls_cert is not None and tls_key is not None else None
+    server = Server(config, Tokens.load(tokens_file), settings, flight_at, http_at, tls)
+
+    def ready(line: str) -> None:
+        click.echo(line)
+        sys.stdout.flush()  # a script waiting for this line reads it now, not at exit
+
+    server.run(ready)
+
+
 def main() -> None:
     """Console entry point."""
     cli(prog_name="ticklake")

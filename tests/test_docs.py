@@ -17,6 +17,7 @@ import pytest
 from ticklake.cli import cli
 from ticklake.config import SETTINGS, Setting
 from ticklake.pipelines.settings import PIPELINE_SETTINGS
+from ticklake.serve.settings import SERVE_SETTINGS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text(encoding="utf-8")
@@ -49,15 +50,16 @@ def readme_table(header: str) -> dict[str, dict[str, str]]:
     [
         ("| setting | environment variable | default | meaning |", SETTINGS),  # ## Settings
         ("| environment variable | default | meaning |", PIPELINE_SETTINGS),  # ## Pipelines (Dagster)
+        ("| serve setting | environment variable | default | meaning |", SERVE_SETTINGS),  # ## Serving
     ],
-    ids=["lake", "pipelines"],
+    ids=["lake", "pipelines", "serve"],
 )
 def test_every_setting_is_documented_with_its_variable_and_default(header: str, settings: tuple[Setting, ...]) -> None:
     rows = readme_table(header)
     assert set(rows) == {s.env for s in settings}
     for s in settings:
         row = rows[s.env]
-        assert row.get("setting", s.name) == s.name and row["meaning"], s.env
+        assert row.get("setting", row.get("serve setting", s.name)) == s.name and row["meaning"], s.env
         if s.default != "":  # an empty default is documented by what it means (writer_id: host-pid)
             assert s.parse(row["default"]) == s.default, s.env
 

@@ -32,7 +32,7 @@ class ServeSettings:
     )
     serve_statement_seconds: float = setting(
         600.0,
-        "A prepared statement, or a query whose results are never fetched, is dropped after this many idle seconds.",
+        "A prepared statement left idle this many seconds is dropped (a result never fetched goes at serve_query_seconds).",
         between(1),
     )
     serve_body_bytes: int = setting(
