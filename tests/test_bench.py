@@ -64,3 +64,15 @@ def test_cold_tier_q7_counts_requests_on_the_server(tmp_path: Path) -> None:
     assert readers[CACHED]["Q6"]["cold_requests"]["get"] == 0  # the catalog answers: no object is read
     assert readers[CACHED]["Q5"]["cold_requests"]["head"] == 0  # sizes come from the catalog
     assert "Q7, the cold tier" in markdown(payload)
+
+
+def test_serve_benchmark_reconciles_every_tick_its_load_sent(tmp_path: Path) -> None:
+    from bench.serve import main as serve_main
+
+    args = ["--scale", "XS", "--data", str(tmp_path / "data"), "--out", str(tmp_path / "out"), "--seconds", "2", "--repeat", "2"]
+    assert serve_main(args) == 0
+    figures = json.loads((tmp_path / "out" / "XS" / "serve-XS.json").read_text())
+    load = figures["load"]
+    assert load["errors"] == [] and load["queries"] > 0 and load["ticks_sent"] > 0
+    assert load["reconciled"]["lost"] == load["reconciled"]["doubled"] == 0
+    assert figures["scan"]["rows"] == 50_000 and figures["ingest"]["ticks"] == 50_000

@@ -26,7 +26,9 @@ class Slots:
         self._open = open_connection
         self.size = size
         self.wait = wait
-        self._free: queue.Queue[tuple[LakeConnection, float] | None] = queue.Queue()
+        # Last in, first out: the connection used last is warm (its views and footers cached), and an
+        # unopened slot (None) is opened only when every opened one is busy.
+        self._free: queue.LifoQueue[tuple[LakeConnection, float] | None] = queue.LifoQueue()
         self._opened: dict[int, float] = {}
         self._closed = False
         for _ in range(size):
