@@ -112,3 +112,31 @@ def test_serve_without_tokens_or_with_a_bad_address_says_why(tmp_path: Path) -> 
     assert bad.returncode == 1 and "--flight '31337': expected HOST:PORT" in bad.stderr
     half = subprocess.run([*base, "--tls-cert", "c.pem"], capture_output=True, text=True, env=env)
     assert half.returncode == 1 and "--tls-cert and --tls-key go together" in half.stderr
+
+
+def test_tls_on_both_endpoints(tmp_path: Path) -> None:
+    import adbc_driver_flightsql.dbapi as flightsql
+
+    from tests.serve.test_http import self_signed
+
+    cert, key = self_signed(tmp_path)
+    root = tmp_path / "lake"
+    with serving(root, "--tls-cert", str(cert), "--tls-key", str(key)) as serve:
+        assert serve.flight.startswith("grpc+tls://") and serve.http.startswith("https://")
+        port = serve.flight.rsplit(":", 1)[1]
+        conf = f"https::addr=localhost:{serve.http_port};token={serve.write_token};tls_roots={cert};"
+        with Sender.from_conf(conf) as sender:
+            sender.row(
+                "ticks", symbols={"tick_type": "last", "contract_id": "5"}, columns={"price": 1.5}, at=TimestampNanos(BASE_NS)
+            )
+        options = {
+            "adbc.flight.sql.authorization_header": f"Bearer {serve.read_token}",
+            "adbc.flight.sql.client_option.tls_root_certs": cert.read_text(),
+        }
+        with flightsql.connect(f"grpc+tls://localhost:{port}", db_kwargs=options, autocommit=True) as conn, conn.cursor() as cur:
+            cur.execute("SELECT contract_id, price FROM ticks")
+            assert cur.fetchall() == [(5, 1.5)]
+        plain = {"adbc.flight.sql.authorization_header": f"Bearer {serve.read_token}"}
+        with pytest.raises(Exception, match="(?i)unavailable|handshake|tls|ssl|certificate"):
+            with flightsql.connect(f"grpc://localhost:{port}", db_kwargs=plain, autocommit=True) as conn, conn.cursor() as cur:
+                cur.execute("SELECT 1")
