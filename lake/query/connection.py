@@ -45,7 +45,7 @@ from ticklake.storage.publication import LocalTier, local_tier
 from ticklake.storage.tiers import ColdPart, ColdReads, local_path, tier_of
 
 _EXPLAIN = re.compile(r"^\s*EXPLAIN\s+(ANALYZE\s+)?", re.IGNORECASE)
-_SHOWN = re.compile(r"^\s*(DESCRIBE|SHOW|SUMMARIZE)\s+$", re.IGNORECASE)
+_SHOWN = re.compile(r"^\s*(DESCRIBE|SHOW|SUMMARIZE|TABLE)\s+$", re.IGNORECASE)
 _PLAN_ATTEMPTS = 50  # plans in a row that may find the lake committed meanwhile (see `ticklake.query.fresh`)
 SLICE_ROWS_BYTES = 64 * 2**20  # slices up to this size hand a view only their rows meeting its integer conditions
 
@@ -103,6 +103,7 @@ class LakeConnection:
         readable: Sequence[Path] | None = None,
         memory_limit: str | None = None,
         shared: bool = False,
+        spill: Path | None = None,
     ) -> None:
         """Pin `snapshot`, or the newest snapshot committed at or before `as_of`; `unsafe` lifts the read-only policy.
 
@@ -110,6 +111,7 @@ class LakeConnection:
         `readable` narrows the local folders DuckDB may open to these (a server's clients get the
         lake and its cache, not the machine); `memory_limit` bounds the connection's memory.
         `shared`: used from several threads, one at a time (a server's pool hands it from call to call).
+        `spill`: where DuckDB spills what exceeds memory (DuckDB lets a confined connection read it too).
         """
         if fresh and (snapshot is not None or as_of is not None):
             raise ConfigError("--fresh reads landing segments not yet committed; a --snapshot or --as-of read never does")
@@ -138,7 +140,7 @@ class LakeConnection:
         self._full_hot: tuple[str, ...] = ()
         self._cold = ColdReads(config)
         try:
-            self.con = connect_duckdb(threads=threads or config.threads, memory_limit=memory_limit)
+            self.con = connect_duckdb(threads=threads or config.threads, memory_limit=memory_limit, spill=spill)
         except BaseException:
             self.catalog.close()
             unpin(self._pin)

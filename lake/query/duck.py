@@ -23,12 +23,18 @@ def extension_directory() -> Path:
 
 
 def connect_duckdb(
-    database: str = ":memory:", *, threads: int = 0, read_only: bool = False, memory_limit: str | None = None
+    database: str = ":memory:",
+    *,
+    threads: int = 0,
+    read_only: bool = False,
+    memory_limit: str | None = None,
+    spill: Path | None = None,
 ) -> duckdb.DuckDBPyConnection:
     """A DuckDB connection with UTC session time zone and no implicit extension downloads.
 
     `memory_limit` (DuckDB's syntax, ``"2GB"``) bounds what the connection's queries may hold; past
-    it they spill or fail with DuckDB's out-of-memory error.
+    it they spill (into `spill`, default DuckDB's ``.tmp`` in the working folder) or fail with
+    DuckDB's out-of-memory error.
     """
     config: dict[str, str | bool | int | float | list[str]] = {
         "extension_directory": str(extension_directory()),
@@ -39,6 +45,8 @@ def connect_duckdb(
         config["threads"] = threads
     if memory_limit:
         config["memory_limit"] = memory_limit
+    if spill is not None:
+        config["temp_directory"] = str(spill)
     con = duckdb.connect(database, read_only=read_only, config=config)
     # Timestamps are stored in UTC; naive literals in queries mean UTC too.
     con.execute("SET TimeZone = 'UTC'")

@@ -12,13 +12,15 @@ nothing a statement does may outlive it.
 from __future__ import annotations
 
 import base64
+import hashlib
 import logging
+import re
 import threading
 import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +42,11 @@ from ticklake.serve.tokens import READ, Tokens
 
 log = logging.getLogger("ticklake.serve")
 BATCH_ROWS = 65_536
+MAX_QUERY_BYTES = 256 * 1024  # planning runs in Python, where a timer cannot stop it: a query's text is bounded
+MAX_PREPARED = 1024  # prepared statements held at once, by all clients
+REAP_SECONDS = 2.0  # a stopped stream that has not ended this long after is blocked in a write: its slot is reopened
 _QUERY_CHARS = 200
+SHUTTING_DOWN = "cancelled: the server is shutting down"
 
 
 @dataclass
@@ -51,20 +57,19 @@ class _Statement:
     query: str
     con: LakeConnection
     started: float
-    params: list[Any] | None = None
+    params: list[Any] | dict[str, Any] | None = None
     sql: str = ""  # the planned SQL DuckDB runs
     schema: pa.Schema | None = None
     reader: pa.RecordBatchReader | None = None
     timer: threading.Timer | None = None
     state: str = "running"  # then "parked" (its result waits for DoGet), then "streaming"
     ended: str = ""  # why it stopped early: "timed out", "cancelled"
-    ran: float = 0.0  # seconds it had run when stopped
 
 
 @dataclass
 class _Prepared:
     query: str
-    params: list[Any] | None = None
+    params: list[Any] | dict[str, Any] | None = None
     used: float = field(default_factory=time.monotonic)
 
 
@@ -130,18 +135,21 @@ class FlightSqlServer(flight.FlightServerBase):
             middleware={"auth": _AuthFactory(tokens)},
             tls_certificates=tls_certificates or [],
         )
-        self.config = config
+        self.config = served_config(config)
         self.settings = settings
         self.slots = Slots(self._open, settings.serve_queries, settings.serve_wait_seconds)
-        self.catalogs = Catalogs(config)
+        self.catalogs = Catalogs(self.config)
         self._lock = threading.Lock()
         self._running: dict[bytes, _Statement] = {}
         self._prepared: dict[bytes, _Prepared] = {}
         self._facts = facts(int(settings.serve_statement_seconds * 1000))
 
     def _open(self) -> LakeConnection:
-        readable = [self.config.root, self.config.cache_folder]
-        return LakeConnection(self.config, readable=readable, memory_limit=self.settings.serve_query_memory or None, shared=True)
+        cache = self.config.cache_folder
+        memory = self.settings.serve_query_memory or None
+        return LakeConnection(
+            self.config, readable=[self.config.root, cache], memory_limit=memory, shared=True, spill=cache / "spill"
+        )
 
     # -- Flight RPCs ----------------------------------------------------------------------------
 
@@ -190,10 +198,14 @@ class FlightSqlServer(flight.FlightServerBase):
                 " send ticks over HTTP (line protocol)"
             )
         prepared = self._prepared_of(command.prepared_statement_handle)
-        table = reader.read_all()
-        if table.num_rows > 1:
-            raise flight.FlightServerError(f"a query binds one set of parameters, got {table.num_rows}")
-        prepared.params = list(table.to_pylist()[0].values()) if table.num_rows else None
+        rows: list[dict[str, Any]] = []
+        for chunk in reader:  # read as it arrives: a flood of parameters is refused at its second row
+            if chunk.data is None:
+                continue
+            rows += chunk.data.slice(0, 2).to_pylist()
+            if len(rows) > 1:
+                raise flight.FlightServerError("a query binds one set of parameters, got more")
+        prepared.params = _parameters(prepared.query, rows[0]) if rows else None
         result = protocol.make("DoPutPreparedStatementResult", prepared_statement_handle=command.prepared_statement_handle)
         writer.write(pa.py_buffer(result.SerializeToString()))  # the one result Flight SQL sends bare, not in an Any
 
@@ -210,39 +222,45 @@ class FlightSqlServer(flight.FlightServerBase):
         body = action.body.to_pybytes() if action.body is not None else b""
         kind = action.type
         if kind == "CreatePreparedStatement":
-            _, request = self._unpack(body)
-            handle = self._prepare(request.query)
+            request = self._request(body, "ActionCreatePreparedStatementRequest")
+            handle = self._prepare(_bounded(request.query))
             result = protocol.make("ActionCreatePreparedStatementResult", prepared_statement_handle=handle)
             return iter([protocol.pack(result)])
         if kind == "ClosePreparedStatement":
-            _, request = self._unpack(body)
+            request = self._request(body, "ActionClosePreparedStatementRequest")
             with self._lock:
                 self._prepared.pop(request.prepared_statement_handle, None)
             return iter([])
         if kind == "CancelFlightInfo":
-            info = protocol.parse("CancelFlightInfoRequest", body).info
+            try:
+                info = protocol.parse("CancelFlightInfoRequest", body).info
+            except QueryError as e:
+                raise flight.FlightServerError(str(e)) from e
             status = self._cancel_info(info)
             return iter([protocol.make("CancelFlightInfoResult", status=status).SerializeToString()])
         if kind == "CancelQuery":
-            _, request = self._unpack(body)
+            request = self._request(body, "ActionCancelQueryRequest")
             status = self._cancel_info(request.info)
             return iter([protocol.pack(protocol.make("ActionCancelQueryResult", result=status))])
         raise flight.FlightServerError(f"unknown action {kind!r}")
 
     # -- statements -----------------------------------------------------------------------------
 
-    def _run(self, descriptor: flight.FlightDescriptor, query: str, params: list[Any] | None) -> flight.FlightInfo:
+    def _run(
+        self, descriptor: flight.FlightDescriptor, query: str, params: list[Any] | dict[str, Any] | None
+    ) -> flight.FlightInfo:
         statement = self._start(query, params)
         assert statement.schema is not None
         ticket = protocol.pack(protocol.make("TicketStatementQuery", statement_handle=statement.handle))
         return self._info(descriptor, statement.schema, ticket)
 
-    def _start(self, query: str, params: list[Any] | None) -> _Statement:
+    def _start(self, query: str, params: list[Any] | dict[str, Any] | None) -> _Statement:
         """Plan `query` on a slot and park it for `DoGet`, which runs it (so a client can cancel it while it runs).
 
         The result's schema comes from the planned SQL under ``LIMIT 0``; a statement that cannot be
         wrapped so (EXPLAIN) runs here instead. The timer runs from before planning.
         """
+        _bounded(query)
         con = self.slots.lease()
         statement = _Statement(uuid.uuid4().bytes, query, con, time.monotonic(), params=params)
         statement.timer = threading.Timer(self.settings.serve_query_seconds, self._stop, (statement.handle, "timed out"))
@@ -277,7 +295,7 @@ class FlightSqlServer(flight.FlightServerBase):
         statement.con.con.execute(statement.sql, statement.params)
         return statement.con.con.to_arrow_reader(BATCH_ROWS)
 
-    def _schema_of(self, query: str, params: list[Any] | None) -> pa.Schema:
+    def _schema_of(self, query: str, params: list[Any] | dict[str, Any] | None) -> pa.Schema:
         statement = self._start(query, params)
         self._finish(statement.handle)
         assert statement.schema is not None
@@ -295,6 +313,8 @@ class FlightSqlServer(flight.FlightServerBase):
         """The result's batches; the slot is given back when the last one is sent or the client goes away."""
         try:
             with _errors(statement):
+                if statement.ended:  # stopped between DoGet and here: nothing to run
+                    raise QueryError(statement.ended)
                 reader = statement.reader or self._execute(statement)
             statement.reader = reader
             same = reader.schema.equals(statement.schema)
@@ -330,13 +350,28 @@ class FlightSqlServer(flight.FlightServerBase):
                 return False
             statement.ended = why
             parked = statement.state == "parked"
-        seconds = statement.ran = time.monotonic() - statement.started
+        seconds = time.monotonic() - statement.started
         log.warning("flight: query %s after %.1f s: %s", why, seconds, _cut(statement.query))
         if parked:
             self._finish(handle)
         else:
             statement.con.interrupt()
+            reaper = threading.Timer(REAP_SECONDS, self._reap, (handle,))
+            reaper.daemon = True
+            reaper.start()
         return True
+
+    def _reap(self, handle: bytes) -> None:
+        """A stream still registered after its stop is blocked writing to a client that stopped reading (DuckDB
+        was interrupted, gRPC has no write timeout): drop it, and reopen its slot with a new connection."""
+        with self._lock:
+            statement = self._running.pop(handle, None)
+        if statement is None:
+            return
+        log.warning("flight: a client stopped reading a stopped query's results; its slot is reopened: %s", _cut(statement.query))
+        if statement.timer is not None:
+            statement.timer.cancel()
+        self.slots.replace(statement.con)
 
     def _cancel_info(self, info: bytes) -> int:
         try:
@@ -357,6 +392,8 @@ class FlightSqlServer(flight.FlightServerBase):
             idle = [h for h, p in self._prepared.items() if now - p.used > self.settings.serve_statement_seconds]
             for h in idle:
                 del self._prepared[h]
+            if len(self._prepared) >= MAX_PREPARED:
+                raise flight.FlightUnavailableError(f"ticklake serve holds {MAX_PREPARED} prepared statements; close some")
             self._prepared[handle] = _Prepared(query)
         return handle
 
@@ -388,18 +425,30 @@ class FlightSqlServer(flight.FlightServerBase):
         except QueryError as e:
             raise flight.FlightServerError(str(e)) from e
 
+    def _request(self, data: bytes, name: str) -> Any:
+        """An action's body, which must be the Flight SQL message `name`."""
+        found, message = self._unpack(data)
+        if found != name:
+            raise flight.FlightServerError(f"expected a {name}, got a {found}")
+        return message
+
     @staticmethod
     def _info(descriptor: flight.FlightDescriptor, schema: pa.Schema, ticket: bytes) -> flight.FlightInfo:
         return flight.FlightInfo(schema, descriptor, [flight.FlightEndpoint(ticket, [])], -1, -1)
 
-    def shutdown(self) -> None:
-        """Cancel running statements, stop serving (waits for calls in flight), close the slots."""
+    def shutdown(self, timeout: float | None = None) -> bool:
+        """Cancel running statements, stop serving (waiting for calls in flight up to `timeout` seconds, None:
+        for good), close the slots. False when calls were still in flight at the timeout: a stream blocked in
+        a write to a client that stopped reading, which only the process's end unblocks."""
         with self._lock:
             handles = list(self._running)
         for handle in handles:
-            self._stop(handle, "cancelled (the server is shutting down)")
-        super().shutdown()
+            self._stop(handle, SHUTTING_DOWN)
+        stopping = threading.Thread(target=super().shutdown, name="flight-shutdown", daemon=True)
+        stopping.start()
+        stopping.join(timeout)
         self.slots.close()
+        return not stopping.is_alive()
 
 
 @contextmanager
@@ -416,16 +465,42 @@ def _errors(statement: _Statement | None = None) -> Iterator[None]:
         if isinstance(error, duckdb.Error):
             error = failure(error, statement.query if statement else None, statement.con.root if statement else Path("/"))
         ended = statement.ended if statement is not None else ""
-        if ended == "timed out":
-            seconds = statement.ran if statement is not None else 0.0
+        if ended == "timed out" and statement is not None:
+            seconds = time.monotonic() - statement.started
             raise flight.FlightTimedOutError(
                 f"query cancelled: still running after {seconds:.1f} s (serve_query_seconds)"
             ) from raised
+        if ended == SHUTTING_DOWN:
+            raise flight.FlightUnavailableError(f"query {ended}") from raised
         if ended:
             raise flight.FlightCancelledError(f"query {ended}") from raised
         if isinstance(error, QueryRefused):
             raise flight.FlightUnauthorizedError(str(error)) from raised
         raise flight.FlightServerError(str(error)) from raised
+
+
+def served_config(config: LakeConfig) -> LakeConfig:
+    """The lake's settings with a read cache of the lake's own, ``<cache>/served/<key>/``: a server's clients may
+    read its cache folder, and the shared one holds every other lake's cached objects and catalogs too."""
+    key = hashlib.sha256((config.source or str(config.root.resolve())).encode()).hexdigest()[:16]
+    own = replace(config, cache_dir=str(config.cache_folder / "served" / key))
+    return own.with_root(config.source) if config.source else own
+
+
+def _bounded(query: str) -> str:
+    if len(query.encode()) > MAX_QUERY_BYTES:
+        raise flight.FlightServerError(
+            f"a query of {len(query.encode()):,} bytes; ticklake serve takes up to {MAX_QUERY_BYTES:,}"
+        )
+    return query
+
+
+def _parameters(query: str, row: dict[str, Any]) -> list[Any] | dict[str, Any]:
+    """A bound row as DuckDB takes it: by name when every column names a ``$name`` of the query, else in order."""
+    names = list(row)
+    if names and all(re.search(r"\$" + re.escape(n) + r"\b", query) and not n.isdigit() for n in names):
+        return dict(row)
+    return list(row.values())
 
 
 def _cut(query: str) -> str:

@@ -8,6 +8,7 @@ acknowledged is durable before the process ends; then running queries are cancel
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import ssl
 import threading
@@ -27,6 +28,7 @@ from ticklake.serve.tokens import Tokens
 log = logging.getLogger("ticklake.serve")
 DEFAULT_FLIGHT = "127.0.0.1:31337"
 DEFAULT_HTTP = "127.0.0.1:9000"
+STOP_SECONDS = 5.0  # how long a stop waits for Flight SQL calls in flight
 
 
 @dataclass(frozen=True)
@@ -123,12 +125,14 @@ class Server:
         flight_url = f"grpc{'+tls' if tls else ''}://{_bracket(self.flight_at[0])}:{self.flight.port}"
         return flight_url, f"http{tls}://{_bracket(self.http_at[0])}:{self.http.port}"
 
-    def stop(self) -> None:
-        """HTTP first (waits for requests in flight: what it acknowledged is durable), then Flight SQL."""
+    def stop(self, flight_seconds: float | None = None) -> bool:
+        """HTTP first (waits for requests in flight: what it acknowledged is durable), then Flight SQL (waits for
+        its calls up to `flight_seconds`); False when Flight SQL calls were still in flight then."""
         if self.http is not None:
             self.http.shutdown()
         if self.flight is not None:
-            self.flight.shutdown()
+            return self.flight.shutdown(flight_seconds)
+        return True
 
     def run(self, ready: Callable[[str], None]) -> None:
         """Start, report the URLs through `ready`, serve until SIGTERM or SIGINT, then stop."""
@@ -148,9 +152,15 @@ class Server:
             while not wake.wait(1.0):
                 pass
         finally:
-            self.stop()
+            ended = self.stop(STOP_SECONDS)
             for s, handler in previous.items():
                 signal.signal(s, handler)
+        if not ended:
+            # A stream blocked writing to a client that stopped reading holds gRPC's shutdown; everything
+            # acknowledged is durable by now and queries only read, so the process ends here.
+            log.warning("serve: Flight SQL calls still in flight after %.0f s; exiting", STOP_SECONDS)
+            logging.shutdown()
+            os._exit(0)
 
 
 def _bracket(host: str) -> str:

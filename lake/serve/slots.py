@@ -7,7 +7,9 @@ for days would keep vacuum from expiring anything newer.
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import threading
 import time
 from collections.abc import Callable
 
@@ -69,6 +71,13 @@ class Slots:
             return
         self._free.put((con, opened))
 
+    def replace(self, con: LakeConnection) -> None:
+        """A leased connection that cannot be given back (a thread still holds its result): close it in the
+        background and free its slot for a new one."""
+        self._opened.pop(id(con), None)
+        threading.Thread(target=_close_quietly, args=(con,), daemon=True).start()
+        self._free.put(None)
+
     def close(self) -> None:
         """Close the idle connections; those still leased are closed as they come back."""
         self._closed = True
@@ -80,3 +89,9 @@ class Slots:
             if entry is not None:
                 self._opened.pop(id(entry[0]), None)
                 entry[0].close()
+
+
+def _close_quietly(con: LakeConnection) -> None:
+    with contextlib.suppress(Exception):  # its stuck reader may fail as the connection goes
+        con.interrupt()
+        con.close()

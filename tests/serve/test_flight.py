@@ -308,3 +308,79 @@ def test_a_memory_limit_fails_a_query_that_needs_more(tmp_path: Path, lake: Lake
             assert cur.fetchall() == [(49_500,)]
     finally:
         srv.shutdown()
+
+
+STALLER = LEAVER.replace(
+    "os._exit(0)  # gone mid-stream, as a crashed notebook is", "import time; time.sleep(120)  # stops reading, keeps the call"
+)
+
+
+def test_a_client_that_stops_reading_loses_its_slot_at_the_timeout_and_shutdown_does_not_hang(lake: LakeConfig) -> None:
+    srv = start(lake, serve_queries=1, serve_wait_seconds=20, serve_query_seconds=1.5)
+    staller = subprocess.Popen([sys.executable, "-c", STALLER, str(srv.port), READ], stdout=subprocess.PIPE, text=True)
+    try:
+        assert staller.stdout is not None and int(staller.stdout.readline()) > 0
+        began = time.monotonic()
+        client, options = pyarrow_client(srv.port)
+        with client:  # waits for the one slot: the timeout stops the stalled stream, the reaper reopens the slot
+            done = client.get_flight_info(statement("SELECT count(*) AS n FROM ticks"), options)
+            assert client.do_get(done.endpoints[0].ticket, options).read_all()["n"][0].as_py() == 49_500
+        assert time.monotonic() - began < 15
+        stopped = time.monotonic()
+        srv.shutdown(timeout=2)  # the stalled call may still be in flight: shutdown gives up waiting, it does not hang
+        assert time.monotonic() - stopped < 10
+    finally:
+        staller.kill()
+        staller.wait()
+        assert staller.stdout is not None
+        staller.stdout.close()
+
+
+def test_parameters_bind_by_name_or_position_and_a_flood_of_them_is_refused_at_its_second_row(server: FlightSqlServer) -> None:
+    from ticklake.serve.flight import _parameters
+
+    assert _parameters("SELECT $c + $d", {"c": 1, "d": 2}) == {"c": 1, "d": 2}
+    assert _parameters("SELECT ? + ?", {"0": 1, "1": 2}) == [1, 2]
+    client, options = pyarrow_client(server.port)
+    with client:
+        body = protocol.pack(protocol.make("ActionCreatePreparedStatementRequest", query="SELECT $c::INT + 1 AS n"))
+        created = next(iter(client.do_action(flight.Action("CreatePreparedStatement", body), options)))
+        handle = protocol.unpack(created.body.to_pybytes())[1].prepared_statement_handle
+        prepared = flight.FlightDescriptor.for_command(
+            protocol.pack(protocol.make("CommandPreparedStatementQuery", prepared_statement_handle=handle))
+        )
+        one = pa.record_batch({"c": [41]})
+        writer, _ = client.do_put(prepared, one.schema, options)
+        writer.write_batch(one)
+        writer.close()
+        info = client.get_flight_info(prepared, options)
+        assert client.do_get(info.endpoints[0].ticket, options).read_all().to_pylist() == [{"n": 42}]
+        writer, _ = client.do_put(prepared, one.schema, options)
+        with pytest.raises(flight.FlightError, match="one set of parameters"):
+            for _ in range(1000):  # refused at the second row, not after reading them all
+                writer.write_batch(one)
+            writer.close()
+
+
+def test_malformed_requests_get_one_line_errors(server: FlightSqlServer) -> None:
+    client, options = pyarrow_client(server.port)
+    with client:
+        wrong = protocol.pack(protocol.make("ActionClosePreparedStatementRequest", prepared_statement_handle=b"x"))
+        with pytest.raises(flight.FlightServerError, match="expected a ActionCreatePreparedStatementRequest") as e:
+            list(client.do_action(flight.Action("CreatePreparedStatement", wrong), options))
+        assert "Traceback" not in str(e.value)
+        with pytest.raises(flight.FlightServerError, match="malformed Flight SQL CancelFlightInfoRequest"):
+            list(client.do_action(flight.Action("CancelFlightInfo", b"\xff\xff\xff"), options))
+        with pytest.raises(flight.FlightServerError, match="a query of 300,001 bytes"):
+            client.get_flight_info(statement("SELECT 1" + " " * 299_993), options)
+
+
+def test_table_shorthand_and_what_a_served_connection_may_read(server: FlightSqlServer, lake: LakeConfig) -> None:
+    with adbc(server.port) as conn, conn.cursor() as cur:
+        cur.execute("TABLE ticks LIMIT 0")
+        assert cur.fetch_arrow_table().schema.names[:3] == ["timestamp", "contract_id", "tick_type"]
+        cur.execute("SELECT unnest(current_setting('allowed_directories'))")
+        allowed = [row[0] for row in cur.fetchall()]
+    served = server.config.cache_folder
+    assert served.parent.name == "served" and served.parent.parent == lake.cache_folder  # the lake's own read cache
+    assert sorted(allowed) == sorted([str(lake.root.resolve()) + "/", str(served.resolve()) + "/", str(served / "spill") + "/"])

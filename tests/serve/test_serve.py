@@ -140,3 +140,23 @@ def test_tls_on_both_endpoints(tmp_path: Path) -> None:
         with pytest.raises(Exception, match="(?i)unavailable|handshake|tls|ssl|certificate"):
             with flightsql.connect(f"grpc://localhost:{port}", db_kwargs=plain, autocommit=True) as conn, conn.cursor() as cur:
                 cur.execute("SELECT 1")
+
+
+def test_sigterm_with_a_client_that_stopped_reading_still_exits_0(tmp_path: Path) -> None:
+    from tests.serve.test_flight import STALLER
+
+    root = tmp_path / "lake"
+    with serving(root) as serve:
+        send(serve, 0, 20_000)
+        with subprocess.Popen(
+            [sys.executable, "-c", STALLER.replace("ticks, range(20) r", "ticks, range(200) r"), serve.flight.rsplit(":", 1)[1],
+             serve.read_token],
+            stdout=subprocess.PIPE, text=True,
+        ) as staller:  # fmt: skip
+            try:
+                assert staller.stdout is not None and int(staller.stdout.readline()) > 0
+                serve.process.send_signal(signal.SIGTERM)
+                assert serve.process.wait(30) == 0
+            finally:
+                staller.kill()
+    assert stored(root) == list(range(20_000))
