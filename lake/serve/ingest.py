@@ -25,6 +25,7 @@ import hashlib
 import json
 import threading
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -38,6 +39,7 @@ from ticklake.landing.ingest import _ConsumedLookup
 from ticklake.landing.jsonl import LINE, Reject, parse_jsonl
 from ticklake.landing.quarantine import write_quarantine
 from ticklake.landing.sidecar import remove_sidecar, write_sidecar
+from ticklake.serve.columnar import landing_json
 from ticklake.serve.lineprotocol import PRECISIONS, is_skipped, parse_line, split_lines
 from ticklake.storage.files import fsync_dir, sha256_hex
 from ticklake.storage.layout import HOUR_US, landing_hour_dir, quarantine_dir
@@ -135,11 +137,31 @@ def ingest_body(
 
 def _landing_lines(body: bytes, unit_ns: int, received_ns: int) -> tuple[bytes, list[Reject], dict[int, bytes]]:
     """The body as landing JSONL, each record on the line its line-protocol line starts on (other
-    lines blank); the lines refused as line protocol; and every line's raw bytes by line number."""
+    lines blank); the lines refused as line protocol; and every line's raw bytes by line number.
+
+    Plain lines are converted column-wise (`ticklake.serve.columnar`); the rest one by one."""
+    fast = landing_json(body, unit_ns, received_ns)
+    if fast is None:
+        return _line_by_line(body, split_lines(body), unit_ns, received_ns)
+    pieces = body.split(b"\n")
+    slow = ((i + 1, pieces[i].removesuffix(b"\r")) for i, text in enumerate(fast) if text is None)
+    block, rejects, raw = _line_by_line(body, slow, unit_ns, received_ns)
+    raw.update((i + 1, pieces[i]) for i, text in enumerate(fast) if text is not None)  # quarantine keeps what was sent
+    if all(text is not None for text in fast):
+        return ("\n".join(fast) + "\n").encode(), rejects, raw  # type: ignore[arg-type]
+    lines = block.split(b"\n")
+    out = [text.encode() if text is not None else lines[i] for i, text in enumerate(fast)]
+    return b"\n".join(out) + b"\n", rejects, raw
+
+
+def _line_by_line(
+    body: bytes, numbered: Iterable[tuple[int, bytes]], unit_ns: int, received_ns: int
+) -> tuple[bytes, list[Reject], dict[int, bytes]]:
+    """The landing JSONL of the `numbered` lines of `body`, one by one (other lines blank)."""
     out = [b""] * (body.count(b"\n") + (0 if not body or body.endswith(b"\n") else 1))
     rejects: list[Reject] = []
     raw: dict[int, bytes] = {}
-    for number, line in split_lines(body):
+    for number, line in numbered:
         if is_skipped(line):
             continue
         raw[number] = line
