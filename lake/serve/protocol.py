@@ -22,6 +22,7 @@ _F = descriptor_pb2.FieldDescriptorProto
 _TYPES = {"string": _F.TYPE_STRING, "bytes": _F.TYPE_BYTES, "bool": _F.TYPE_BOOL, "int32": _F.TYPE_INT32}
 _TYPES |= {"int64": _F.TYPE_INT64, "uint32": _F.TYPE_UINT32}
 
+_TABLE = ((1, "optional", "string", "catalog"), (2, "optional", "string", "db_schema"), (3, "", "string", "table"))
 # name -> fields as (number, label, type, field name); label: "" (singular), "optional", "repeated".
 _MESSAGES: dict[str, tuple[tuple[int, str, str, str], ...]] = {
     "CommandGetSqlInfo": ((1, "repeated", "uint32", "info"),),
@@ -36,21 +37,9 @@ _MESSAGES: dict[str, tuple[tuple[int, str, str, str], ...]] = {
     ),
     "CommandGetTableTypes": (),
     "CommandGetXdbcTypeInfo": ((1, "optional", "int32", "data_type"),),
-    "CommandGetPrimaryKeys": (
-        (1, "optional", "string", "catalog"),
-        (2, "optional", "string", "db_schema"),
-        (3, "", "string", "table"),
-    ),
-    "CommandGetExportedKeys": (
-        (1, "optional", "string", "catalog"),
-        (2, "optional", "string", "db_schema"),
-        (3, "", "string", "table"),
-    ),
-    "CommandGetImportedKeys": (
-        (1, "optional", "string", "catalog"),
-        (2, "optional", "string", "db_schema"),
-        (3, "", "string", "table"),
-    ),
+    "CommandGetPrimaryKeys": _TABLE,
+    "CommandGetExportedKeys": _TABLE,
+    "CommandGetImportedKeys": _TABLE,
     "CommandGetCrossReference": (
         (1, "optional", "string", "pk_catalog"),
         (2, "optional", "string", "pk_db_schema"),
