@@ -6,6 +6,7 @@ request is stored entirely or not at all.
 
 from __future__ import annotations
 
+import re
 import time
 import zlib
 from email.message import Message
@@ -31,6 +32,15 @@ class BodyEnded(Refusal):
         self.got, self.wanted = got, wanted
 
 
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
+
+
+def is_number(text: str) -> bool:
+    """Whether a header holds a plain decimal number (``"²".isdigit()`` is True, and int() refuses it)."""
+    value = text.strip()
+    return value.isascii() and value.isdigit()
+
+
 def is_chunked(headers: Message) -> bool:
     """Whether the body comes in chunks (Transfer-Encoding: chunked) rather than with a Content-Length."""
     return "chunked" in headers.get("Transfer-Encoding", "").lower()
@@ -43,7 +53,7 @@ def read_body(rfile: BufferedIOBase, headers: Message, limit: int) -> bytes:
     length = headers.get("Content-Length")
     if length is None:
         raise Refusal(411, "length_required", "a body needs Content-Length or chunked transfer encoding", close=True)
-    if not length.strip().isdigit():
+    if not is_number(length):
         raise Refusal(400, "bad_request", "Content-Length is not a number", close=True)
     wanted = int(length)
     if wanted > limit:
@@ -66,9 +76,15 @@ def _chunked(rfile: BufferedIOBase, limit: int) -> bytes:
     size = 0
     while True:
         try:
-            n = int(rfile.readline(1024).split(b";", 1)[0].strip(), 16)
-        except (ValueError, OSError):
+            line = rfile.readline(1024)
+        except OSError:
             raise BodyEnded(size, size + 1) from None
+        digits = line.split(b";", 1)[0].strip()
+        if not line:
+            raise BodyEnded(size, size + 1)
+        if not _HEX.fullmatch(digits):  # int() would take -1, 0x10 or 1_0, and read(-1) reads without bound
+            raise Refusal(400, "bad_request", "a chunk size is not hexadecimal digits", close=True)
+        n = int(digits, 16)
         if n == 0:
             while rfile.readline(1024).strip():
                 pass  # trailers, ignored
@@ -119,7 +135,7 @@ def drain(rfile: BufferedIOBase, headers: Message, limit: int) -> bool:
     """Read and drop a body that will not be used (up to `limit` bytes, for DRAIN_SECONDS), so the client,
     still sending, gets to read the answer; False when the connection cannot carry another request."""
     length = headers.get("Content-Length", "0").strip()
-    if is_chunked(headers) or not length.isdigit():
+    if is_chunked(headers) or not is_number(length):
         return False
     left = min(int(length), limit)
     deadline = time.monotonic() + DRAIN_SECONDS

@@ -42,6 +42,8 @@ def landing_json(body: bytes, unit_ns: int, received_ns: int) -> list[str | None
     pieces = text.split("\n")
     if pieces and pieces[-1] == "":
         pieces.pop()
+    if not pieces:
+        return []
     lines = pa.array(pieces, pa.string())
     parts = pc.extract_regex(lines, _LINE)
     ok = parts.is_valid()

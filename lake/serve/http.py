@@ -14,6 +14,7 @@ requests in flight finish (what was acknowledged is durable) and closes idle kee
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
@@ -27,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from ticklake.config import LakeConfig
 from ticklake.errors import SchemaError, StorageError, TicklakeError
-from ticklake.serve.body import BodyEnded, Refusal, decoded, drain, read_body
+from ticklake.serve.body import BodyEnded, Refusal, decoded, drain, is_number, read_body
 from ticklake.serve.ingest import JSONL, LINE_PROTOCOL, ingest_body, is_disk_full
 from ticklake.serve.tokens import WRITE, Tokens
 
@@ -45,6 +46,10 @@ SETTINGS: dict[str, Any] = {
 WRITE_PATHS = {"/write": LINE_PROTOCOL, "/api/v2/write": LINE_PROTOCOL, "/ingest": JSONL}
 _ALLOWED = {"/ping": ("GET", "HEAD"), "/settings": ("GET",), **{p: ("POST",) for p in WRITE_PATHS}}
 IDLE_SECONDS = 60.0  # a connection silent this long (idle, or stalled mid-body) is closed
+HEADER_SECONDS = 10.0  # a request's headers must all arrive this soon after its request line
+BODY_SECONDS = 30.0  # and its body this soon after them, plus a second per BODY_RATE bytes
+BODY_RATE = 1 << 20
+STOP_SECONDS = 10.0  # at shutdown, requests still arriving get this long before their connections close
 
 
 class HttpServer:
@@ -69,6 +74,7 @@ class HttpServer:
         self._server = _Server((host, port), _Handler)
         self._server.app = self
         self._thread: threading.Thread | None = None
+        self._watch = threading.Event()
         self._stopped = False
         self._lock = threading.Lock()
 
@@ -81,6 +87,7 @@ class HttpServer:
         """Serve in a background thread."""
         self._thread = threading.Thread(target=self._server.serve_forever, args=(0.1,), name="ticklake-http", daemon=True)
         self._thread.start()
+        threading.Thread(target=self._server.watch, args=(self._watch,), name="ticklake-http-watch", daemon=True).start()
         log.info("HTTP ingest on %s:%d%s", self._server.server_address[0], self.port, " (TLS)" if self.ssl_context else "")
 
     def shutdown(self) -> None:
@@ -94,7 +101,9 @@ class HttpServer:
             self._server.shutdown()
             self._thread.join()
         self._server.stop_connections()
+        self._server.hurry(STOP_SECONDS)  # a request still trickling in does not hold the stop
         self._server.server_close()  # joins every connection's thread
+        self._watch.set()
         log.info("HTTP ingest on port %d stopped", self.port)
 
     def __enter__(self) -> HttpServer:
@@ -118,6 +127,37 @@ class _Server(ThreadingHTTPServer):
         self.stopping = False
         self.idle: set[socket.socket] = set()
         self.open = 0  # connections being served
+        # Connections still receiving a request, by when it must have arrived: a client trickling bytes
+        # (slowloris) never trips a per-read timeout, so the watchdog closes it at its deadline.
+        self.deadlines: dict[socket.socket, float] = {}
+
+    def expect(self, connection: socket.socket, seconds: float | None) -> None:
+        """The current request on `connection` must have arrived within `seconds` (None: it has)."""
+        with self.mutex:
+            if seconds is None:
+                self.deadlines.pop(connection, None)
+            else:
+                self.deadlines[connection] = time.monotonic() + seconds
+
+    def watch(self, stop: threading.Event) -> None:
+        """Close the connections past their deadline, twice a second, until `stop` is set."""
+        while not stop.wait(0.5):
+            now = time.monotonic()
+            with self.mutex:
+                late = [c for c, t in self.deadlines.items() if t < now]
+                for c in late:
+                    del self.deadlines[c]
+            for connection in late:
+                log.warning("HTTP: closed a connection whose request did not arrive in time")
+                with contextlib.suppress(OSError):
+                    connection.shutdown(socket.SHUT_RDWR)
+
+    def hurry(self, seconds: float) -> None:
+        """Requests still arriving must be complete within `seconds` (at shutdown)."""
+        with self.mutex:
+            limit = time.monotonic() + seconds
+            for connection, t in self.deadlines.items():
+                self.deadlines[connection] = min(t, limit)
 
     def process_request(self, request: Any, client_address: Any) -> None:
         """Serve a connection on its own thread; past the bound, answer 503 at once (clients retry) and close it."""
@@ -194,12 +234,15 @@ class _Handler(BaseHTTPRequestHandler):
                 return False
             self.server.idle.discard(self.connection)
         self._body_pending = True  # until read, or dropped before answering
+        self.server.expect(self.connection, HEADER_SECONDS)
         return super().parse_request()
 
     def handle_one_request(self) -> None:
+        self.server.expect(self.connection, IDLE_SECONDS)  # the request line, however slowly it trickles
         try:
             super().handle_one_request()
         finally:
+            self.server.expect(self.connection, None)
             with self.server.mutex:
                 if self.server.stopping:
                     self.close_connection = True
@@ -229,6 +272,9 @@ class _Handler(BaseHTTPRequestHandler):
     do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_POST
 
     def _dispatch(self) -> None:
+        length = self.headers.get("Content-Length", "")
+        size = int(length) if is_number(length) else self.server.app.body_bytes
+        self.server.expect(self.connection, BODY_SECONDS + min(size, self.server.app.body_bytes) / BODY_RATE)
         try:
             self._admit()
             path = urlsplit(self.path).path
@@ -268,7 +314,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._log_refusal(path, f"a {role} token may not write")
             raise Refusal(403, "forbidden", f"this token's role ({role}) may not write")
         length = self.headers.get("Content-Length")
-        if length is not None and length.strip().isdigit() and int(length) > self.server.app.body_bytes:
+        if length is not None and is_number(length) and int(length) > self.server.app.body_bytes:
             raise Refusal(413, "too_large", f"body of {int(length):,} bytes exceeds the limit of {self.server.app.body_bytes:,}")
 
     def _write(self, fmt: str) -> None:
@@ -282,6 +328,7 @@ class _Handler(BaseHTTPRequestHandler):
         except BodyEnded as e:
             log.warning("%s: body ended after %d of %d bytes; nothing stored", source, e.got, e.wanted)
             raise
+        self.server.expect(self.connection, None)  # it has arrived: storing it has no deadline
         try:
             outcome = ingest_body(self.server.app.config, body, fmt=fmt, precision=precision, source=source, received_ns=started)
         except SchemaError as e:

@@ -119,7 +119,7 @@ def ingest_body(
     writer = writer_of(body, fmt, precision)
     now = time.time_ns() if received_ns is None else received_ns
     if fmt == LINE_PROTOCOL:
-        block, early, raw = _landing_lines(body, PRECISIONS[precision], now)
+        block, early, raw = _landing_lines(body.removeprefix(codecs.BOM_UTF8), PRECISIONS[precision], now)
     else:
         block, early, raw = body.removeprefix(codecs.BOM_UTF8), [], {}
     parsed = parse_jsonl(block)

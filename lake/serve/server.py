@@ -64,7 +64,7 @@ def address(text: str, what: str) -> tuple[str, int]:
     """
     host, sep, port = text.rpartition(":")
     host = host.strip("[]")
-    if not sep or not host or not port.isdigit() or int(port) > 65535:
+    if not sep or not host or not (port.isascii() and port.isdigit()) or int(port) > 65535:
         raise ConfigError(f"{what} {text!r}: expected HOST:PORT, e.g. 127.0.0.1:9000")
     return host, int(port)
 

@@ -38,7 +38,9 @@ class ServeSettings:
     serve_body_bytes: int = setting(
         64 * 2**20, "Largest HTTP request body (line protocol or JSON Lines) accepted; larger gets 413.", between(1)
     )
-    serve_connections: int = setting(64, "HTTP connections served at once; more wait to be accepted.", between(1, 4096))
+    serve_connections: int = setting(
+        64, "HTTP connections served at once; more are answered 503 (clients retry).", between(1, 4096)
+    )
 
     def __post_init__(self) -> None:
         validate_settings(self)

@@ -435,3 +435,60 @@ def test_connections_past_the_bound_get_503_and_the_next_one_is_served(lake_conf
         while (answer := request(server.port, "GET", "/ping")).status == 503 and time.monotonic() < deadline:
             time.sleep(0.05)
         assert answer.status == 204
+
+
+def _raw_request(port: int, data: bytes, *, then_wait: float = 5.0) -> bytes:
+    """Send raw bytes on a new connection and return what the server answers (until it closes or `then_wait`)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=then_wait) as sock:
+        sock.sendall(data)
+        chunks = []
+        try:
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
+        except TimeoutError:
+            pass
+        return b"".join(chunks)
+
+
+def test_malformed_framing_is_refused_at_once(http_server: HttpServer) -> None:
+    head = f"POST /write HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {WRITE_TOKEN}\r\n".encode()
+    negative = _raw_request(http_server.port, head + b"Transfer-Encoding: chunked\r\n\r\n-1\r\n" + b"x" * 100_000)
+    assert negative.startswith(b"HTTP/1.1 400") and b"chunk size is not hexadecimal" in negative
+    odd_digit = _raw_request(http_server.port, head + "Content-Length: ²\r\n\r\n".encode("latin-1"))
+    assert odd_digit.startswith(b"HTTP/1.1 400") and b"Content-Length is not a number" in odd_digit
+    empty = request(http_server.port, "POST", "/write", b"")
+    assert empty.status == 204
+    bom = request(
+        http_server.port, "POST", "/write", b"\xef\xbb\xbfticks,tick_type=last,contract_id=1 price=1 1641531600000000000\n"
+    )
+    assert bom.status == 204
+
+
+def test_a_request_trickling_in_is_closed_at_its_deadline_and_does_not_hold_a_stop(
+    lake_config: LakeConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import ticklake.serve.http as served
+
+    monkeypatch.setattr(served, "HEADER_SECONDS", 1.0)
+    monkeypatch.setattr(served, "STOP_SECONDS", 1.0)
+    with HttpServer(lake_config, TOKENS, connections=2) as server:
+        slow = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        slow.sendall(b"POST /write HTTP/1.1\r\nHost: x\r\n")  # then a header byte now and then
+        began = time.monotonic()
+        closed = False
+        while time.monotonic() - began < 8 and not closed:
+            try:
+                slow.sendall(b"X")
+                time.sleep(0.3)
+            except OSError:
+                closed = True
+        assert closed and time.monotonic() - began < 5  # closed at its header deadline, not at 60 s idle
+        slow.close()
+        assert request(server.port, "GET", "/ping").status == 204
+        stalled = socket.create_connection(("127.0.0.1", server.port), timeout=10)
+        stalled.sendall(f"POST /write HTTP/1.1\r\nAuthorization: Bearer {WRITE_TOKEN}\r\nContent-Length: 100\r\n\r\nab".encode())
+        time.sleep(0.3)
+        stopped = time.monotonic()
+    assert time.monotonic() - stopped < 5  # the stop gave the stalled body STOP_SECONDS, then closed it
+    stalled.close()
+    assert sealed_segments(lake_config.root) == []
