@@ -16,6 +16,7 @@ itself); in a quoted string field ``\\"`` and ``\\\\`` (and a backslash before a
 QuestDB's clients write one). A line break a backslash escapes does not end the line.
 
 A line without a timestamp gets the time it was received (InfluxDB's rule): the caller passes it.
+A tag with an empty value (``exchange=``, what QuestDB's clients send for an empty symbol) is absent.
 """
 
 from __future__ import annotations
@@ -200,6 +201,8 @@ class _Line:
             self.pos += 1
             key = self.token(_NAME, "a tag key")
             self.expect("=", f"tag key '{key}'")
+            if self.text.startswith((",", " "), self.pos) or self.pos == len(self.text):
+                continue  # an empty tag value (QuestDB's clients send an empty symbol so): the tag is absent
             pairs.append((key, self.token(_NAME, f"a value for tag '{key}'")))
         if not self.spaces():
             raise self.syntax("expected a space before the fields")

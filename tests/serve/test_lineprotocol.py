@@ -74,6 +74,12 @@ def test_escapes(line: str, key: str, value: Any) -> None:
     assert parse_line(line)[key] == value
 
 
+def test_an_empty_tag_value_is_an_absent_tag() -> None:
+    record = parse_line("ticks,tick_type=last,exchange=,symbol=AAPL,contract_id=7 price=1.5 1641531600000000000")
+    assert "exchange" not in record and record["symbol"] == "AAPL"
+    assert "venue" not in parse_line("last,venue= price=1")
+
+
 def test_nan_is_questdbs_null_and_the_field_is_absent() -> None:
     record = parse_line("ticks,tick_type=bid_ask,contract_id=7 bid_price=NaN,ask_price=1.5 1641531600000000000")
     assert record["bid_price"] is None and record["ask_price"] == 1.5
@@ -129,7 +135,6 @@ MALFORMED: list[tuple[str, str, str | None, str]] = [
     ("last ", SYNTAX, None, "expected a field key"),
     ("last,tick_type price=1", SYNTAX, None, "expected '=' after tag key 'tick_type'"),
     ("last,=x price=1", SYNTAX, None, "expected a tag key"),
-    ("last,sym= price=1", SYNTAX, None, "expected a value for tag 'sym'"),
     ("last price", SYNTAX, None, "expected '=' after field key 'price'"),
     ("last price=", SYNTAX, "price", "expected a value for field 'price'"),
     ("last price=1,", SYNTAX, None, "expected a field key"),
