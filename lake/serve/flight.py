@@ -488,6 +488,8 @@ def served_config(config: LakeConfig) -> LakeConfig:
 
 
 def _bounded(query: str) -> str:
+    if not isinstance(query, str):  # proto2 hands over a string field that is not UTF-8 as bytes
+        raise flight.FlightServerError("the query is not UTF-8 text")
     if len(query.encode()) > MAX_QUERY_BYTES:
         raise flight.FlightServerError(
             f"a query of {len(query.encode()):,} bytes; ticklake serve takes up to {MAX_QUERY_BYTES:,}"

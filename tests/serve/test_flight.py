@@ -371,6 +371,9 @@ def test_malformed_requests_get_one_line_errors(server: FlightSqlServer) -> None
         assert "Traceback" not in str(e.value)
         with pytest.raises(flight.FlightServerError, match="malformed Flight SQL CancelFlightInfoRequest"):
             list(client.do_action(flight.Action("CancelFlightInfo", b"\xff\xff\xff"), options))
+        not_utf8 = protocol.pack(protocol.make("CommandStatementQuery", query="SELECT 1"))[:-2] + b"\xff\xfe"
+        with pytest.raises(flight.FlightServerError, match="not UTF-8 text"):
+            client.get_flight_info(flight.FlightDescriptor.for_command(not_utf8), options)
         with pytest.raises(flight.FlightServerError, match="a query of 300,001 bytes"):
             client.get_flight_info(statement("SELECT 1" + " " * 299_993), options)
 
