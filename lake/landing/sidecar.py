@@ -22,7 +22,7 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.ipc as ipc
 
-from ticklake.storage.files import write_atomic
+from ticklake.storage.files import discard, write_atomic
 from ticklake.ticks import ROW_SCHEMA
 
 SUFFIX = ".arrow"
@@ -106,4 +106,4 @@ def _header(digest: bytes) -> bytes:
 
 def remove_sidecar(segment: Path) -> None:
     """Drop the sidecar of a segment that was consumed or retired."""
-    sidecar_path(segment).unlink(missing_ok=True)
+    discard(sidecar_path(segment))

@@ -41,8 +41,8 @@ from ticklake.landing.quarantine import write_quarantine
 from ticklake.landing.sidecar import remove_sidecar, write_sidecar
 from ticklake.serve.columnar import landing_json
 from ticklake.serve.lineprotocol import PRECISIONS, is_skipped, parse_line, split_lines
-from ticklake.storage.files import fsync_dir, sha256_hex
-from ticklake.storage.layout import HOUR_US, landing_hour_dir, quarantine_dir
+from ticklake.storage.files import sha256_hex
+from ticklake.storage.layout import HOUR_US, landing_hour_dir
 from ticklake.ticks import Invalid
 
 LINE_PROTOCOL = "lp"
@@ -129,7 +129,6 @@ def ingest_body(
     outcome.lines = parsed.table.num_rows + outcome.quarantined
     with _STRIPES[int(writer[len(WRITER_PREFIX) :][:8], 16) % len(_STRIPES)]:
         if outcome.rejects:
-            _durable_folder(config.root, quarantine_dir(config.root))
             outcome.quarantine_file = write_quarantine(config.root, writer, source, outcome.rejects)
         _seal(config, writer, parsed.table, parsed.lines.split(), outcome)
     return outcome
@@ -198,7 +197,6 @@ def _seal(config: LakeConfig, writer: str, table: pa.Table, lines: list[bytes], 
                 outcome.already_present += len(group)
                 continue
             data = b"\n".join([lines[i] for i in index[group].tolist()]) + b"\n"
-            _durable_folder(config.root, target.parent)
             try:
                 write_sidecar(target, rows.take(pa.array(group)), sha256_hex(data), len(data))
                 outcome.segments.append(write_segment(config.root, hour, name, data))
@@ -208,24 +206,6 @@ def _seal(config: LakeConfig, writer: str, table: pa.Table, lines: list[bytes], 
             outcome.stored += len(group)
     finally:
         consumed.close()
-
-
-def _durable_folder(root: Path, folder: Path) -> None:
-    """Create `folder` (and the folders on its way from `root`) so that their entries survive a crash:
-    a rename is fsynced in its folder, but a new folder's own entry needs its parent fsynced."""
-    if folder.is_dir():
-        return
-    missing = []
-    at = folder
-    while not at.is_dir() and at != root.parent:
-        missing.append(at)
-        at = at.parent
-    try:
-        for path in reversed(missing):
-            path.mkdir(exist_ok=True)
-            fsync_dir(path.parent)
-    except OSError as e:
-        raise StorageError(f"{folder}: cannot create: {e.strerror or e}") from e
 
 
 def is_disk_full(error: BaseException) -> bool:

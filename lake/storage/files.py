@@ -31,6 +31,19 @@ def fsync_dir(folder: Path) -> None:
         os.close(fd)
 
 
+def make_folder(folder: Path) -> None:
+    """Create `folder` and the folders on its way so that their entries survive a crash: a rename is
+    fsynced in its own folder, but a new folder's entry needs its parent fsynced (OSError if it cannot)."""
+    missing = []
+    at = folder
+    while not at.exists():  # a file on the way stops here: creating below it fails as "Not a directory"
+        missing.append(at)
+        at = at.parent
+    for path in reversed(missing):
+        path.mkdir(exist_ok=True)
+        fsync_dir(path.parent)
+
+
 def temp_name(path: Path) -> Path:
     """A hidden temporary name beside `path`; readers skip names starting with a dot."""
     return path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
@@ -71,7 +84,7 @@ def write_atomic(path: Path, data: bytes | Writer, *, exclusive: bool = False, s
     """
     tmp = temp_name(path)
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(path.parent)
         if isinstance(data, bytes):
             with open(tmp, "xb") as f:
                 f.write(data)
@@ -91,7 +104,7 @@ def write_atomic(path: Path, data: bytes | Writer, *, exclusive: bool = False, s
 def move_atomic(source: Path, target: Path) -> None:
     """Rename `source` to `target` (same file system), creating folders, durably."""
     try:
-        target.parent.mkdir(parents=True, exist_ok=True)
+        make_folder(target.parent)
         os.replace(source, target)
         fsync_dir(target.parent)
         fsync_dir(source.parent)

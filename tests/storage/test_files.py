@@ -53,3 +53,18 @@ def test_exclusive_publish_never_replaces_a_sealed_file(tmp_path: Path) -> None:
     tmp.write_bytes(b"filled over time\n")
     publish(tmp, tmp_path / "w-000002.jsonl", exclusive=True)
     assert (tmp_path / "w-000002.jsonl").read_bytes() == b"filled over time\n" and not tmp.exists()
+
+
+def test_new_folders_on_the_way_are_made_and_each_parent_fsynced(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ticklake.storage.files as files
+
+    synced: list[Path] = []
+    real = files.fsync_dir
+    monkeypatch.setattr(files, "fsync_dir", lambda folder: (synced.append(Path(folder)), real(folder))[1])
+    target = tmp_path / "a" / "b" / "c.txt"
+    write_atomic(target, b"x")
+    assert target.read_bytes() == b"x"
+    assert synced == [tmp_path, tmp_path / "a", tmp_path / "a" / "b"]  # each new folder's entry, then the rename
+    synced.clear()
+    write_atomic(tmp_path / "a" / "b" / "d.txt", b"y")
+    assert synced == [tmp_path / "a" / "b"]  # folders already there: only the rename
