@@ -53,9 +53,9 @@ def failure(error: duckdb.Error, query: str | None, root: Path) -> TicklakeError
     quoted = re.search(r"""(['"])(""" + re.escape(str(root)) + r"""/[^'"]+)\1""", message)
     if quoted:
         path = quoted.group(2)
-        return StorageError(f"data file {path}: {_cut(message.replace(' ' + quoted.group(0), ''), _MESSAGE_CHARS)}")
-    named = f" (query: {_cut(one_line(query), _QUERY_CHARS)})" if query else ""
-    return QueryError(_cut(message, _MESSAGE_CHARS) + named)
+        return StorageError(f"data file {path}: {cut(message.replace(' ' + quoted.group(0), ''), _MESSAGE_CHARS)}")
+    named = f" (query: {cut(one_line(query), _QUERY_CHARS)})" if query else ""
+    return QueryError(cut(message, _MESSAGE_CHARS) + named)
 
 
 @contextmanager
@@ -92,5 +92,6 @@ def one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _cut(text: str, limit: int) -> str:
+def cut(text: str, limit: int) -> str:
+    """`text` cut to `limit` characters, ``...`` marking the cut."""
     return text if len(text) <= limit else text[: limit - 3] + "..."

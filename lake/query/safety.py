@@ -84,9 +84,6 @@ def check_read_only(con: duckdb.DuckDBPyConnection, query: str) -> None:
             raise QueryRefused(f"read-only query: {where}{refusal}; {ADVICE}")
 
 
-_EXPLAINED = re.compile(r"\s*EXPLAIN\s+(ANALYZE\s+)?", re.IGNORECASE)
-
-
 def check_served(con: duckdb.DuckDBPyConnection, query: str) -> None:
     """Refuse (QueryRefused) all but one SELECT, or EXPLAIN of one: what a server's shared connections run.
 
@@ -107,9 +104,10 @@ def check_served(con: duckdb.DuckDBPyConnection, query: str) -> None:
         )
     kind = statements[0].type.name
     if kind == "EXPLAIN":
-        explained = _EXPLAINED.match(statements[0].query)
+        text = statements[0].query
+        start, _ = _inner_start(kind, _tokens(text))
         try:
-            inner = con.extract_statements(statements[0].query[explained.end() :]) if explained else []
+            inner = con.extract_statements(text[start:]) if start is not None else []
         except duckdb.Error:
             inner = []
         kind = "EXPLAIN of " + (inner[0].type.name if len(inner) == 1 else "a statement that cannot be read")

@@ -31,7 +31,7 @@ import pyarrow.flight as flight
 from ticklake.config import LakeConfig
 from ticklake.errors import QueryError, QueryRefused, TicklakeError
 from ticklake.query.connection import LakeConnection
-from ticklake.query.failures import failure
+from ticklake.query.failures import cut, failure, one_line
 from ticklake.query.safety import check_served
 from ticklake.serve import protocol
 from ticklake.serve.catalogs import Catalogs
@@ -156,22 +156,17 @@ class FlightSqlServer(flight.FlightServerBase):
     def get_flight_info(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor) -> flight.FlightInfo:
         self._need(context, READ)
         name, command = self._command(descriptor)
-        if name == "CommandStatementQuery":
-            return self._run(descriptor, command.query, None)
-        if name == "CommandPreparedStatementQuery":
-            prepared = self._prepared_of(command.prepared_statement_handle)
-            return self._run(descriptor, prepared.query, prepared.params)
+        statement = self._statement_of(name, command)
+        if statement is not None:
+            return self._run(descriptor, *statement)
         return self._info(descriptor, self.catalogs.schema_of(name, command), descriptor.command)
 
     def get_schema(self, context: flight.ServerCallContext, descriptor: flight.FlightDescriptor) -> flight.SchemaResult:
         self._need(context, READ)
         name, command = self._command(descriptor)
-        if name in ("CommandStatementQuery", "CommandPreparedStatementQuery"):
-            query = (
-                command.query if name == "CommandStatementQuery" else self._prepared_of(command.prepared_statement_handle).query
-            )
-            params = None if name == "CommandStatementQuery" else self._prepared_of(command.prepared_statement_handle).params
-            return flight.SchemaResult(self._schema_of(query, params))
+        statement = self._statement_of(name, command)
+        if statement is not None:
+            return flight.SchemaResult(self._schema_of(*statement))
         return flight.SchemaResult(self.catalogs.schema_of(name, command))
 
     def do_get(self, context: flight.ServerCallContext, ticket: flight.Ticket) -> flight.FlightDataStream:
@@ -397,6 +392,15 @@ class FlightSqlServer(flight.FlightServerBase):
             self._prepared[handle] = _Prepared(query)
         return handle
 
+    def _statement_of(self, name: str, command: Any) -> tuple[str, list[Any] | dict[str, Any] | None] | None:
+        """The query and bound parameters a statement or prepared-statement command runs; None for other commands."""
+        if name == "CommandStatementQuery":
+            return command.query, None
+        if name == "CommandPreparedStatementQuery":
+            prepared = self._prepared_of(command.prepared_statement_handle)
+            return prepared.query, prepared.params
+        return None
+
     def _prepared_of(self, handle: bytes) -> _Prepared:
         with self._lock:
             prepared = self._prepared.get(handle)
@@ -506,5 +510,4 @@ def _parameters(query: str, row: dict[str, Any]) -> list[Any] | dict[str, Any]:
 
 
 def _cut(query: str) -> str:
-    text = " ".join(query.split())
-    return text if len(text) <= _QUERY_CHARS else text[: _QUERY_CHARS - 1] + "…"
+    return cut(one_line(query), _QUERY_CHARS)
