@@ -67,7 +67,7 @@ def build(root: Path, files: int) -> int:
     for tick_type in TICK_TYPES:
         rel = f"_templates/{tick_type}.parquet"
         table = _template(tick_type)
-        size = write_data_file(root / rel, table, config)
+        size = write_data_file(root / rel, table, config, table.schema)
         templates[tick_type] = (
             table,
             size,

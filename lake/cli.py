@@ -89,6 +89,10 @@ def _publish(config: LakeConfig) -> None:
     from ticklake.storage.publication import publish_quietly
 
     publish_quietly(config)  # a failure is a warning line on stderr: what the command did stands
+    if config.iceberg_uri:
+        from ticklake.interop.iceberg import publish_quietly as publish_iceberg
+
+        publish_iceberg(config, None)
 
 
 @cli.command()
@@ -464,6 +468,29 @@ def archive(ctx: click.Context, older_than: str | None, to: str | None, dry_run:
         verb = "would pack" if dry_run else ("packed again" if day.repacked else "packed")
         click.echo(f"  {day.dataset} {day.partition}: {verb} {day.files_in} files, {day.rows:,} rows {day.uri}".rstrip())
     click.echo(result.summary())
+
+
+@cli.group()
+def iceberg() -> None:
+    """The lake as Apache Iceberg tables (ticklake.ticks, ticklake.bars_1m) over its own Parquet files."""
+
+
+@iceberg.command("publish")
+@click.option("--uri", metavar="URI", help="Iceberg catalog: sqlite:///PATH or http(s)://REST (default: $TICKLAKE_ICEBERG_URI).")
+@click.pass_context
+@catch_errors
+def iceberg_publish(ctx: click.Context, uri: str | None) -> None:
+    """Bring the Iceberg catalog level with the lake: one Iceberg commit per table that differs.
+
+    Files are referenced where they are, never copied. Running it again changes nothing; after
+    missed commits it catches up. Prints one line per table and its metadata location.
+    """
+    from ticklake.interop.iceberg import publish
+
+    result = publish(_config(ctx, writes="iceberg publish"), uri)
+    for table in result.tables:
+        click.echo(table.summary())
+        click.echo(f"  metadata: {table.metadata_location}")
 
 
 @cli.command()

@@ -11,7 +11,7 @@ are derived from that one table (as pyiceberg derives Arrow from one schema).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal
 
 import pyarrow as pa
@@ -22,6 +22,7 @@ __all__ = [
     "Column",
     "arrow_schema",
     "duckdb_type",
+    "numbered",
     "sql_columns",
 ]
 
@@ -45,6 +46,9 @@ class Column:
     type: pa.DataType
     json: JsonRule | None = None
     place: Place = "file"
+    # Parquet field IDs (an Iceberg table's column identity), given by `numbered`; a list's element has its own.
+    field_id: int | None = None
+    element_id: int | None = None
 
     @property
     def sql_type(self) -> str:
@@ -87,9 +91,40 @@ def duckdb_type(arrow_type: pa.DataType) -> str:
         raise ValueError(f"no DuckDB type declared for Arrow type {arrow_type}") from None
 
 
+def numbered(columns: Iterable[Column]) -> tuple[Column, ...]:
+    """A dataset's columns with their field IDs: 1, 2, ... for its plain columns in declaration order,
+    then its list columns, then one per list element.
+
+    Every Parquet file is written with them, so an engine that reads the lake as an Iceberg table
+    (`ticklake.interop.iceberg`) maps columns by ID, never by name. An Iceberg catalog numbers a new
+    table's columns itself, breadth-first (pyiceberg, Java) or depth-first (SeaweedFS); with the list
+    columns last, both give these IDs.
+
+    >>> [(c.name, c.field_id, c.element_id) for c in numbered((Column("a", pa.list_(pa.string())), Column("b", pa.int64())))]
+    [('a', 2, 3), ('b', 1, None)]
+    """
+    columns = tuple(columns)
+    order = [c for c in columns if not pa.types.is_list(c.type)] + [c for c in columns if pa.types.is_list(c.type)]
+    ids = {c.name: i for i, c in enumerate(order, start=1)}
+    elements = {c.name: len(order) + i for i, c in enumerate((c for c in order if pa.types.is_list(c.type)), start=1)}
+    return tuple(replace(c, field_id=ids[c.name], element_id=elements.get(c.name)) for c in columns)
+
+
+def _field_id(field_id: int | None) -> dict[bytes, bytes] | None:
+    return None if field_id is None else {b"PARQUET:field_id": str(field_id).encode()}
+
+
+def arrow_field(c: Column) -> pa.Field:
+    """The Arrow field of a column, with its field IDs as Parquet writes them (``PARQUET:field_id``)."""
+    arrow_type = c.type
+    if pa.types.is_list(arrow_type) and c.element_id is not None:
+        arrow_type = pa.list_(pa.field(arrow_type.value_field.name, arrow_type.value_type, metadata=_field_id(c.element_id)))
+    return pa.field(c.name, arrow_type, metadata=_field_id(c.field_id))
+
+
 def arrow_schema(columns: Iterable[Column]) -> pa.Schema:
-    """The Arrow schema of `columns`, in order."""
-    return pa.schema([pa.field(c.name, c.type) for c in columns])
+    """The Arrow schema of `columns`, in order, with their field IDs."""
+    return pa.schema([arrow_field(c) for c in columns])
 
 
 def sql_columns(columns: Iterable[Column]) -> dict[str, str]:

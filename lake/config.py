@@ -199,6 +199,19 @@ class LakeConfig:
     fresh: int = setting(
         1, "1: queries see sealed landing segments not yet compacted (the hot tier); 0: compacted data only.", between(0, 1)
     )
+    iceberg_uri: str = setting(
+        "",
+        "Iceberg catalog every commit is published to (sqlite:///PATH or http(s)://REST), as tables ticklake.ticks"
+        " and ticklake.bars_1m; empty: only `ticklake iceberg publish` publishes.",
+    )
+    iceberg_warehouse: str = setting(
+        "", "Where the Iceberg catalog keeps table metadata (default: PATH.warehouse beside a SQL catalog; a REST catalog's own)."
+    )
+    iceberg_sigv4: int = setting(
+        0,
+        "1: sign Iceberg REST requests with AWS SigV4 (S3 Tables, SeaweedFS); other auth: PYICEBERG_CATALOG__TICKLAKE__*.",
+        between(0, 1),
+    )
     # List prices for `ticklake cost` (USD, us-east-1); a GB is 2**30 bytes, as AWS bills storage.
     price_warm_gb_month: float = setting(0.08, "USD per GB-month of local disk (hot and warm tiers; EBS gp3).", between(0))
     price_cold_gb_month: float = setting(0.023, "USD per GB-month of the cold tier (S3 Standard).", between(0))

@@ -6,9 +6,9 @@ import pyarrow as pa
 
 from ticklake.access import open_catalog
 from ticklake.catalog import DatasetSpec
-from ticklake.columns import PATH_COLUMNS, TIMESTAMP, Column, arrow_schema, sql_columns
+from ticklake.columns import PATH_COLUMNS, TIMESTAMP, Column, arrow_schema, numbered, sql_columns
 from ticklake.config import LakeConfig
-from ticklake.ticks import SQL_COLUMNS, TICK_COLUMNS
+from ticklake.ticks import FILE_SCHEMA, SQL_COLUMNS, TICK_COLUMNS
 
 TICKS = DatasetSpec(
     name="ticks",
@@ -21,14 +21,14 @@ TICKS = DatasetSpec(
 )
 
 # One row per contract and minute with trades; built per event hour by `ticklake.build.rollups`.
-# The one declaration of the bars columns.
-BARS_COLUMNS: tuple[Column, ...] = (
+# The one declaration of the bars columns (in field-ID order: append only).
+BARS_COLUMNS: tuple[Column, ...] = numbered((
     Column("minute", TIMESTAMP),
     Column("contract_id", pa.int64()),
     *(Column(name, pa.float64()) for name in ("open", "high", "low", "close", "volume", "vwap")),
     Column("trades", pa.int64()),
     *PATH_COLUMNS,
-)
+))
 # The Parquet columns of a bars file (date and hour come from its Hive path).
 BARS_FILE_SCHEMA = arrow_schema(c for c in BARS_COLUMNS if c.place == "file")
 
@@ -44,12 +44,15 @@ BARS_1M = DatasetSpec(
 
 DATASETS: dict[str, DatasetSpec] = {spec.name: spec for spec in (TICKS, BARS_1M)}
 
+# Each dataset's one declaration of columns, from which every schema of it is derived.
+COLUMNS: dict[str, tuple[Column, ...]] = {TICKS.name: TICK_COLUMNS, BARS_1M.name: BARS_COLUMNS}
+
+# The columns of a dataset's hourly (warm) file: its partition and path columns live in the Hive path.
+FILE_SCHEMAS: dict[str, pa.Schema] = {TICKS.name: FILE_SCHEMA, BARS_1M.name: BARS_FILE_SCHEMA}
+
 # The columns of an archived (cold) object: every column of the dataset, partition and path columns
 # included, in the dataset's order, so an object is read without Hive paths.
-ARCHIVE_SCHEMAS: dict[str, pa.Schema] = {
-    TICKS.name: arrow_schema(TICK_COLUMNS),
-    BARS_1M.name: arrow_schema(BARS_COLUMNS),
-}
+ARCHIVE_SCHEMAS: dict[str, pa.Schema] = {name: arrow_schema(columns) for name, columns in COLUMNS.items()}
 
 
 def create_catalog(config: LakeConfig) -> None:

@@ -15,12 +15,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from ticklake.columns import PATH_COLUMNS, TIMESTAMP, Column, arrow_schema, sql_columns
+from ticklake.columns import PATH_COLUMNS, TIMESTAMP, Column, arrow_schema, numbered, sql_columns
 
 TICK_TYPES = ("last", "bid_ask", "mid_point")
 
-# The one declaration of the tick columns; every schema below is derived from it.
-TICK_COLUMNS: tuple[Column, ...] = (
+# The one declaration of the tick columns (in field-ID order: append only); every schema below is derived from it.
+TICK_COLUMNS: tuple[Column, ...] = numbered((
     Column("timestamp", TIMESTAMP, json="required"),
     Column("contract_id", pa.int64(), json="required"),
     Column("tick_type", pa.string(), json="required", place="partition"),
@@ -36,7 +36,7 @@ TICK_COLUMNS: tuple[Column, ...] = (
     # Unknown fields as a JSON object, so nothing sent is lost.
     Column("extra", pa.string()),
     *PATH_COLUMNS,
-)
+))
 
 
 def _fields(*rules: str) -> tuple[str, ...]:

@@ -21,12 +21,15 @@ from infra.s3_server import serving
 
 @dataclass(frozen=True)
 class S3Server:
-    """A running S3-compatible server: its endpoint, bucket and two identities."""
+    """A running S3-compatible server: its endpoint, bucket and two identities, and its Iceberg REST
+    catalog (tables kept in its S3 Tables bucket `warehouse`)."""
 
     endpoint: str
     bucket: str
     writer: tuple[str, str]
     reader: tuple[str, str]
+    iceberg_uri: str = ""
+    warehouse: str = ""
 
     def env(self, *, reader: bool = False, secret: str | None = None) -> dict[str, str]:
         """AWS SDK variables pointing at this server, as the writer (or the read-only reader)."""
@@ -42,12 +45,14 @@ class S3Server:
 @pytest.fixture(scope="session")
 def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
     """SeaweedFS on 127.0.0.1, started by the project's own script."""
-    with serving(tmp_path_factory.mktemp("seaweedfs"), "ticklake") as s:
+    with serving(tmp_path_factory.mktemp("seaweedfs"), "ticklake", iceberg=True) as s:
         yield S3Server(
             s["AWS_ENDPOINT_URL"],
             s["BUCKET"],
             (s["AWS_ACCESS_KEY_ID"], s["AWS_SECRET_ACCESS_KEY"]),
             (s["READER_ACCESS_KEY_ID"], s["READER_SECRET_ACCESS_KEY"]),
+            s["ICEBERG_REST_URI"],
+            s["ICEBERG_WAREHOUSE"],
         )
 
 

@@ -207,7 +207,7 @@ def _archive_day(
         uri = location.join(spec.location.split("/")[-1], partition_path(day), name)
         with tempfile.TemporaryDirectory(prefix=_PACKING, dir=_work_dir(config.root)) as tmp:
             local = Path(tmp) / name
-            size = write_data_file(local, table, config, archive=True)
+            size = write_data_file(local, table, config, ARCHIVE_SCHEMAS[spec.name], archive=True)
             digest = file_sha256(local)
             new = describe_file(spec, uri, day, table, size, config, digest, file_footer(local))
             new = _with_hours(new, table, spec.time_column)

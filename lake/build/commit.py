@@ -7,8 +7,9 @@ writer changed what the step read), the files just written are deleted and the s
 on the new state; while the catalog stays locked (`CatalogLocked`), the same commit is tried
 again. Both wait on one backoff schedule. Any other failure, in the step or in the commit,
 deletes the staged files and propagates. After every commit, a lake with a cold tier publishes its
-catalog to the bucket for remote readers (`ticklake.storage.publication`); a failed publication
-is a warning, never a failed commit.
+catalog to the bucket for remote readers (`ticklake.storage.publication`), and a lake with an Iceberg
+catalog set (``iceberg_uri``) publishes its tables there (`ticklake.interop.iceberg`); a failed
+publication is a warning, never a failed commit.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import pyarrow as pa
 
 from ticklake.catalog import Catalog, CatalogLocked, Commit, CommitConflict, DatasetSpec, NewFile
 from ticklake.config import LakeConfig
+from ticklake.datasets import FILE_SCHEMAS
 from ticklake.faults import fault_point
 from ticklake.storage.files import discard, file_sha256
 from ticklake.storage.parquet import describe_file, new_file_path, write_data_file
@@ -52,7 +54,7 @@ class FileSink:
         """Write `table` as a new file of `partition` and describe it for the catalog."""
         rel = new_file_path(spec, partition)
         self.written.append(rel)  # before the write: a failed write leaves nothing, a later failure is undone
-        size = write_data_file(self.config.root / rel, table, self.config)
+        size = write_data_file(self.config.root / rel, table, self.config, FILE_SCHEMAS[spec.name])
         # Hashed back from disk (fresh in the page cache): the checksum is of what was written.
         digest = file_sha256(self.config.root / rel)
         return describe_file(spec, rel, partition, table, size, self.config, digest)
@@ -89,7 +91,7 @@ def commit_staged(catalog: Catalog, config: LakeConfig, stage: Callable[[FileSin
             raise
         staged.then(snapshot)
         if snapshot is not None:  # outside the try: the files are committed, an interrupt here must not discard them
-            publish_quietly(config)
+            _published(config, snapshot)
         return staged.result, snapshot
 
     return _retry(attempt, CommitConflict)
@@ -99,8 +101,17 @@ def commit_once(catalog: Catalog, config: LakeConfig, commit: Commit) -> int:
     """Commit a change made outside `commit_staged` (its files already stored), retried while the
     catalog is locked, then publish it; a lost race (CommitConflict) is the caller's to handle."""
     snapshot = _retry(lambda: _commit(catalog, commit), CatalogLocked)
-    publish_quietly(config)
+    _published(config, snapshot)
     return snapshot
+
+
+def _published(config: LakeConfig, snapshot: int) -> None:
+    """After a commit: the catalog published for remote readers, the Iceberg tables brought level."""
+    publish_quietly(config)
+    if config.iceberg_uri:
+        from ticklake.interop.iceberg import publish_quietly as publish_iceberg  # noqa: PLC0415 - pyiceberg only when used
+
+        publish_iceberg(config, snapshot)
 
 
 def _commit(catalog: Catalog, commit: Commit) -> int:

@@ -51,9 +51,10 @@ def encodings(schema: pa.Schema, *, archive: bool = False) -> dict[str, Any]:
     }
 
 
-def write_data_file(path: Path, table: pa.Table, config: LakeConfig, *, archive: bool = False) -> int:
-    """Write `table` to `path` atomically with the lake's Parquet settings (an `archive` object's:
-    its own zstd level and row groups); return the file size in bytes."""
+def write_data_file(path: Path, table: pa.Table, config: LakeConfig, schema: pa.Schema, *, archive: bool = False) -> int:
+    """Write `table` as `schema` (its columns, with their field IDs) to `path` atomically with the lake's
+    Parquet settings (an `archive` object's: its own zstd level and row groups); return the file size in bytes."""
+    table = table.cast(schema)  # the field IDs: how Iceberg readers map the file's columns
 
     def write(tmp: Path) -> None:
         pq.write_table(

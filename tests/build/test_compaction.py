@@ -391,11 +391,11 @@ def other_writer_first(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[int]]:
     calls: list[int] = []
     real = commit.write_data_file
 
-    def write(path: Path, table: pa.Table, config: LakeConfig) -> int:
+    def write(path: Path, table: pa.Table, config: LakeConfig, schema: pa.Schema) -> int:
         if not calls:
             calls.append(1)
             calls.append(compact_hour(config, H5).snapshot or 0)  # its own catalog connection
-        return real(path, table, config)
+        return real(path, table, config, schema)
 
     monkeypatch.setattr(commit, "write_data_file", write)
     yield calls

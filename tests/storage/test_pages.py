@@ -45,7 +45,7 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> tuple[bytes, list[tupl
         )
     )
     path = config.root / "day.parquet"
-    write_data_file(path, table, config, archive=True)
+    write_data_file(path, table, config, table.schema, archive=True)
     return path.read_bytes(), chunks(path)
 
 

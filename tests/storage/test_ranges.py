@@ -65,7 +65,7 @@ def archived(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes, pa.
         )
     )
     path = config.root / "day.parquet"
-    write_data_file(path, table, config, archive=True)
+    write_data_file(path, table, config, table.schema, archive=True)
     return path, path.read_bytes(), table
 
 
