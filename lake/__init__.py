@@ -36,6 +36,7 @@ _EXPORTS = {
     "lake_status": "ticklake.status",
     "parse_hour": "ticklake.storage.layout",
     "run_demo": "ticklake.demo.run",
+    "to_dask": "ticklake.interop.dataframes",
 }
 
 __all__ = sorted(_EXPORTS)
