@@ -6,10 +6,13 @@ the catalog) as ratios:
 
 * ``ticklake``: ``LakeConnection.sql``, as ``ticklake sql`` runs a query;
 * ``dask``: `ticklake.to_dask` frames computed on a ``dask.distributed`` cluster of two worker
-  processes on 127.0.0.1 (one thread each), the client planning through the catalog as ticklake does.
+  processes on 127.0.0.1 (one thread each), the client planning through the catalog as ticklake does;
+* ``iceberg_scan``: the same SQL in DuckDB over the lake published as an Iceberg table
+  (`ticklake iceberg publish` to pyiceberg's SQL catalog), read with DuckDB's iceberg extension, as
+  an engine on another machine would read it.
 
 Every engine's rows are checked against ticklake's. An engine is a small class (`Engine`): another
-reader of the same lake (an Iceberg table of it, say) is one more entry in `ENGINES`.
+reader of the same lake is one more entry in `ENGINES`.
 """
 
 from __future__ import annotations
@@ -114,7 +117,41 @@ class DaskEngine(Engine):
         self.cluster.close()
 
 
-ENGINES: tuple[type[Engine], ...] = (TicklakeEngine, DaskEngine)
+class IcebergScanEngine(Engine):
+    """DuckDB's ``iceberg_scan`` of the lake published as an Iceberg table: pruning by Iceberg's
+    manifests (partitions, column bounds) instead of ticklake's catalog and indexes."""
+
+    name = "iceberg_scan"
+    description = "DuckDB iceberg_scan of the published ticklake.ticks (pyiceberg SQL catalog)"
+
+    def __init__(self, config: LakeConfig) -> None:
+        super().__init__(config)
+        from ticklake.interop.iceberg import publish
+        from ticklake.query.duck import connect_duckdb, load_extension
+
+        started = time.perf_counter()
+        published = publish(config, f"sqlite:///{config.root.parent.absolute() / 'iceberg.db'}")
+        self.notes = f"published in {time.perf_counter() - started:.1f} s, not counted"
+        self.con = connect_duckdb()
+        for extension in ("avro", "iceberg"):
+            load_extension(self.con, extension)
+        location = published.tables[0].metadata_location.replace("'", "''")
+        self.con.execute(f"CREATE VIEW ticks AS SELECT * FROM iceberg_scan('{location}')")
+
+    def answers(self, q: Query) -> bool:
+        """Every benchmark query is SQL over ``ticks``."""
+        return True
+
+    def run(self, q: Query) -> Rows:
+        """The query's SQL, over the Iceberg table."""
+        return self.con.sql(q.sql).fetchall()
+
+    def close(self) -> None:
+        """Close the DuckDB connection."""
+        self.con.close()
+
+
+ENGINES: tuple[type[Engine], ...] = (TicklakeEngine, DaskEngine, IcebergScanEngine)
 """The engines compared, the first one the reference for rows and ratios."""
 
 

@@ -146,7 +146,8 @@ def _frames(files: list[Path]) -> Iterator[Any]:
 
     for path in files:
         frame = pj.read_json(path).to_pandas()
-        frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601")
+        # naive UTC, which the client takes as UTC (pandas 3.1 deprecates the tz-aware path the client reads)
+        frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True, format="ISO8601").dt.tz_convert(None)
         if "conditions" in frame:
             frame["conditions"] = frame["conditions"].map(lambda v: None if v is None else ",".join(v))
         yield frame

@@ -78,12 +78,12 @@ def test_serve_benchmark_reconciles_every_tick_its_load_sent(tmp_path: Path) -> 
     assert figures["scan"]["rows"] == 50_000 and figures["ingest"]["ticks"] == 50_000
 
 
-def test_interop_benchmark_runs_dask_beside_ticklake_with_identical_results(tmp_path: Path) -> None:
+def test_interop_benchmark_runs_dask_and_iceberg_scan_beside_ticklake_with_identical_results(tmp_path: Path) -> None:
     from bench.interop import QUERIES, identical, markdown, run
     from bench.workload import Scale
 
     workload = generate(Scale("T", 20_000, 1, 60), tmp_path / "data")
     payload = run(workload, tmp_path / "work", 1)  # a local cluster of two worker processes; no timing asserted
-    assert identical(payload) and set(payload["engines"]) == {"ticklake", "dask"}
+    assert identical(payload) and set(payload["engines"]) == {"ticklake", "dask", "iceberg_scan"}
     assert set(payload["engines"]["dask"]["queries"]) == set(QUERIES) and all(payload["rows"][q] > 0 for q in QUERIES)
     assert "| dask ms | dask / ticklake |" in markdown(payload)

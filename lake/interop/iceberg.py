@@ -132,33 +132,31 @@ def open_iceberg(config: LakeConfig, uri: str | None = None) -> IcebergCatalog:
 
 
 def _object_store_properties() -> dict[str, str]:
+    """pyiceberg's FileIO properties for the lake's object store (its metadata files, cold objects)."""
     access = S3Access.from_environment()
-    props = {"s3.region": access.region}
-    if access.endpoint:
-        props["s3.endpoint"] = access.endpoint
-    for key, value in (
-        ("s3.access-key-id", access.key_id),
-        ("s3.secret-access-key", access.secret),
-        ("s3.session-token", access.token),
-    ):
-        if value:
-            props[key] = value
-    return props
+    return {**_aws("s3", access), **({"s3.endpoint": access.endpoint} if access.endpoint else {})}
 
 
 def _sigv4_properties() -> dict[str, str]:
     """Requests signed with AWS SigV4, as S3 Tables (and SeaweedFS's REST catalog) want them."""
     access = S3Access.from_environment()
-    props = {"rest.sigv4-enabled": "true", "rest.signing-region": access.region, "rest.signing-name": "s3tables"}
-    props["client.region"] = access.region
-    for key, value in (
-        ("client.access-key-id", access.key_id),
-        ("client.secret-access-key", access.secret),
-        ("client.session-token", access.token),
-    ):
-        if value:
-            props[key] = value
-    return props
+    return {
+        "rest.sigv4-enabled": "true",
+        "rest.signing-region": access.region,
+        "rest.signing-name": "s3tables",
+        **_aws("client", access),
+    }
+
+
+def _aws(prefix: str, access: S3Access) -> dict[str, str]:
+    """Region and credentials as pyiceberg's `prefix`.* properties (absent ones left to botocore's chain)."""
+    values = {
+        "region": access.region,
+        "access-key-id": access.key_id,
+        "secret-access-key": access.secret,
+        "session-token": access.token,
+    }
+    return {f"{prefix}.{key}": value for key, value in values.items() if value}
 
 
 def iceberg_schema(spec: DatasetSpec) -> Schema:
