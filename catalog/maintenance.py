@@ -17,7 +17,7 @@ from functools import cached_property
 from typing import Any
 
 from ticklake.catalog.records import NewFile
-from ticklake.catalog.store import Catalog
+from ticklake.catalog.store import FILE_HOUR, Catalog
 from ticklake.catalog.writes import insert_index_rows
 
 INDEX_TABLES = ("file_stats", "file_values", "file_blooms", "file_hours", "file_footers")
@@ -34,8 +34,6 @@ _STORED = (
 # Commits of `ticklake repair` that drop a lost file: what they replace is gone already, so vacuum
 # deletes it (and expires the snapshots holding it) whatever its age.
 LOST_OPERATIONS = ("repair", "drop")
-# The event hour ('2022-01-07T05') of a file of a dataset partitioned by date and hour.
-_FILE_HOUR = "json_extract(partition_values, '$.date') || 'T' || printf('%02d', json_extract(partition_values, '$.hour'))"
 
 
 @dataclass(frozen=True)
@@ -187,7 +185,7 @@ def live_rows_by_hour(catalog: Catalog, dataset_id: int, hour: str | None = None
     """Per event hour (or for one), the rows and the number of the dataset's live files."""
     # An hourly file counts in its hour; a file spanning hours (an archived day) in each hour it holds.
     rows = catalog.db.execute(
-        f"SELECT h, sum(n), count(*) FROM (SELECT {_FILE_HOUR} AS h, rows AS n FROM files"
+        f"SELECT h, sum(n), count(*) FROM (SELECT {FILE_HOUR} AS h, rows AS n FROM files"
         " WHERE dataset_id = ? AND removed_snapshot IS NULL AND json_extract(partition_values, '$.hour') IS NOT NULL"
         " UNION ALL SELECT fh.hour, fh.rows FROM file_hours fh JOIN files f USING (file_id)"
         " WHERE f.dataset_id = ? AND f.removed_snapshot IS NULL)"

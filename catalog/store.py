@@ -27,6 +27,9 @@ from ticklake.sql import load_sql, migration_names
 LIVE = "added_snapshot <= :snapshot AND (removed_snapshot IS NULL OR removed_snapshot > :snapshot)"
 """SQL condition: a ``files`` row is live in snapshot ``:snapshot`` (added by then, not yet removed)."""
 
+FILE_HOUR = "json_extract(partition_values, '$.date') || 'T' || printf('%02d', json_extract(partition_values, '$.hour'))"
+"""SQL expression: the event hour (``'2022-01-07T05'``) of a ``files`` row partitioned by date and hour, else NULL."""
+
 FILE_COLUMNS = columns(LiveFile)
 """Select list of ``files`` that reads a `LiveFile` (bind with ``LiveFile(*row)``)."""
 
@@ -490,4 +493,4 @@ def _statements(script: str) -> Iterator[str]:
         raise CatalogCorrupt(f"incomplete SQL statement in migration: {pending.strip()[:80]}")
 
 
-__all__ = ["FILE_COLUMNS", "LIVE", "SEGMENT_COLUMNS", "Catalog"]
+__all__ = ["FILE_COLUMNS", "FILE_HOUR", "LIVE", "SEGMENT_COLUMNS", "Catalog"]

@@ -1,4 +1,4 @@
-"""Catalog-only answers about the lake: "does contract X have data on day D?" and lake status."""
+"""Catalog-only answers about the lake: "does contract X have data on day D?", lake status, and where its data starts."""
 
 from __future__ import annotations
 
@@ -7,11 +7,13 @@ from datetime import UTC, date, datetime, timedelta
 
 from ticklake.access import check_root, find_catalog, open_catalog
 from ticklake.catalog import LiveTotals
+from ticklake.catalog.changes import first_data
 from ticklake.catalog.inventory import Presence, value_presence
 from ticklake.config import LakeConfig
 from ticklake.datasets import TICKS
 from ticklake.errors import NotFoundError
 from ticklake.landing.buffer import sealed_segments
+from ticklake.storage.layout import hour_of, parse_hour
 from ticklake.storage.publication import LocalTier, local_tier
 
 
@@ -62,3 +64,18 @@ def lake_status(config: LakeConfig) -> Status:
             local = local_tier(catalog) if config.source else None
     pending_bytes = sum(s.bytes for s in pending)
     return Status(snapshot, totals.files, totals.rows, totals.bytes, len(pending), pending_bytes, consumed, config.source, local)
+
+
+def first_hour(config: LakeConfig) -> int | None:
+    """The earliest event hour the lake has ticks of: in a data file or a consumed segment the catalog
+    recorded (since replaced or not), or in a sealed landing segment; None while it has none."""
+    hours = [s.hour for s in sealed_segments(config.root)[:1]]  # sorted by hour
+    catalog = find_catalog(config)
+    if catalog is not None:
+        with catalog:
+            ticks = catalog.dataset(TICKS.name)
+            if ticks is not None:
+                ts_min, segment_hour = first_data(catalog, ticks.dataset_id)
+                hours += [hour_of(ts_min)] if ts_min is not None else []
+                hours += [parse_hour(segment_hour)] if segment_hour is not None else []
+    return min(hours, default=None)

@@ -18,14 +18,15 @@ class PipelineSettings:
     """How the hourly assets are partitioned, triggered and wait for each other."""
 
     partitions_start: str = setting(
-        "2020-01-01-00:00",
-        "First hourly partition (UTC, YYYY-MM-DD-HH:MM); backfills reach back to it.",
-        lambda text: None if _is_partition_key(text) else "expected YYYY-MM-DD-HH:MM, e.g. 2020-01-01-00:00",
+        "",
+        "First hourly partition (UTC, YYYY-MM-DD-HH:MM); backfills reach back to it. Empty: midnight (UTC) of the"
+        " first day the lake has data of, read when the code location loads (today for a lake without data).",
+        lambda text: None if not text or _is_partition_key(text) else "expected YYYY-MM-DD-HH:MM, e.g. 2020-01-01-00:00",
     )
     schedule_minute: int = setting(
         10, "Minutes past the hour when the schedule materializes the hour that just closed.", between(0, 59)
     )
-    sensor_interval: int = setting(60, "Seconds between two evaluations of the late-data sensor.", between(1))
+    sensor_interval: int = setting(60, "Seconds between two evaluations of each sensor (late data, catalog commits).", between(1))
     archive_older_than: str = setting(
         "7d",
         "Days that ended longer ago than this move to the cold tier when the daily archive runs.",
@@ -40,6 +41,11 @@ class PipelineSettings:
         30.0,
         "Seconds to wait for another run's lease on the same partition before failing (the retry policy retries).",
         between(0),
+    )
+    backfill_hours_per_run: int = setting(
+        168,
+        "Hourly partitions a backfill puts in one run (compacted in parallel inside it); 1: a run per hour.",
+        between(1),
     )
 
     def __post_init__(self) -> None:

@@ -40,6 +40,7 @@ CHANGED: dict[str, tuple[str, Any]] = {
     "schedule_minute": ("25", 25),
     "sensor_interval": ("15", 15),
     "lease_wait": ("2.5", 2.5),
+    "backfill_hours_per_run": ("24", 24),
     "archive_older_than": ("3d", "3d"),
     "archive_cron": ("0 4 * * *", "0 4 * * *"),
 }
@@ -61,12 +62,13 @@ def test_every_setting_is_read_from_its_variable(cls: Any, settings: tuple[Setti
 
 def test_settings_are_declared_once_with_type_and_help() -> None:
     assert [(s.name, s.type, s.default) for s in PIPELINE_SETTINGS] == [
-        ("partitions_start", str, "2020-01-01-00:00"),
+        ("partitions_start", str, ""),
         ("schedule_minute", int, 10),
         ("sensor_interval", int, 60),
         ("archive_older_than", str, "7d"),
         ("archive_cron", str, "30 2 * * *"),
         ("lease_wait", float, 30.0),
+        ("backfill_hours_per_run", int, 168),
     ]
     assert all(s.help and s.env == "TICKLAKE_" + s.name.upper() for s in SETTINGS + PIPELINE_SETTINGS)
     assert LakeConfig() == LakeConfig.from_env({}) and PipelineSettings() == PipelineSettings.from_env({})

@@ -12,10 +12,8 @@ a compaction was consumed by another one, which is progress, not an error.
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,7 +24,7 @@ import pyarrow.parquet as pq
 
 from ticklake.access import open_catalog
 from ticklake.build.commit import FileSink, Staged, commit_staged
-from ticklake.build.hours import tick_partition_paths, tick_partitions
+from ticklake.build.hours import each_hour, hour_workers, partition_lease, tick_partition_paths, tick_partitions
 from ticklake.catalog import Catalog, Commit, CommitConflict, ConsumedSegment, Dataset, LiveFile, NewFile
 from ticklake.config import LakeConfig
 from ticklake.datasets import TICKS, create_catalog
@@ -111,23 +109,53 @@ def compact_all(config: LakeConfig, progress: Callable[[str], None] | None = Non
 def compact_hours(config: LakeConfig, hours: Sequence[int], progress: Callable[[str], None] | None = None) -> list[HourResult]:
     """Compact the given event hours, then tidy the landing buffer (`tidy_buffer`).
 
-    The one entry point of ``ticklake compact --hour``, ``--all`` and the Dagster asset, so what
-    follows a compaction is the same wherever it runs. Hours are independent, so they run in
-    parallel (``threads`` workers, default one per core), each with its own catalog connection;
-    commits still serialise in SQLite.
+    The one entry point of ``ticklake compact --hour`` and ``--all`` (and, as `compact_each`, of the
+    Dagster asset), so what follows a compaction is the same wherever it runs. An hour that fails
+    raises its error once the other hours are done (their commits stand).
+    """
+    results: list[HourResult] = []
+    for outcome in compact_each(config, hours, progress=progress):
+        if isinstance(outcome, Exception):
+            raise outcome
+        results.append(outcome)
+    return results
+
+
+def compact_each(
+    config: LakeConfig,
+    hours: Sequence[int],
+    *,
+    owner: str | None = None,
+    lease_wait: float = 0.0,
+    progress: Callable[[str], None] | None = None,
+) -> list[HourResult | Exception]:
+    """Compact the given event hours; each hour's result, or the error it raised, in their order.
+
+    Hours are independent, so they run in parallel (``threads`` workers, default one per core), each
+    with its own catalog connection (commits still serialise in SQLite) and, when `owner` is given,
+    under its partition lease (`partition_lease`, waiting up to `lease_wait` seconds). One hour's
+    failure is that hour's outcome: a Dagster run over a range of hours reports it for that hour and
+    records the others. The landing buffer is tidied once, when every hour succeeded.
     """
     create_catalog(config)  # once, before the workers race
-    workers = max(1, min(len(hours), config.threads or os.cpu_count() or 1))
-    results: list[HourResult] = []
-    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="compact") as pool:
-        # Parallel hours already use every core: parsing inside an hour then stays single-threaded.
-        threads = None if workers == 1 else False
-        for result in pool.map(lambda h: compact_hour(config, h, parse_threads=threads), hours):
-            results.append(result)
-            if progress:
-                progress(result.summary())
-    tidy_buffer(config.root, config.segment_retention_hours)
-    return results
+    workers = hour_workers(config, len(hours))
+    # Parallel hours already use every core: parsing inside an hour then stays single-threaded.
+    threads = None if workers == 1 else False
+
+    def one(hour: int) -> HourResult:
+        if owner is None:
+            return compact_hour(config, hour, parse_threads=threads)
+        with partition_lease(config, TICKS.name, hour, owner, wait=lease_wait):
+            return compact_hour(config, hour, parse_threads=threads)
+
+    def report(outcome: HourResult | Exception) -> None:
+        if progress and isinstance(outcome, HourResult):
+            progress(outcome.summary())
+
+    outcomes = each_hour(hours, one, workers=workers, done=report)
+    if not any(isinstance(o, Exception) for o in outcomes):
+        tidy_buffer(config.root, config.segment_retention_hours)
+    return outcomes
 
 
 def compact_hour(

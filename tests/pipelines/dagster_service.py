@@ -271,7 +271,9 @@ def shared_service(config: pytest.Config, tmp_path_factory: pytest.TempPathFacto
     service = config.stash.get(_SHARED, None)
     if service is None:
         workdir = tmp_path_factory.mktemp("dagster")
-        service = DagsterService(workdir, workdir / "lake")
+        # The lake is empty when the code location loads, so its partitions would start today; the
+        # tests' hours are of 2022-01-07.
+        service = DagsterService(workdir, workdir / "lake", env={"TICKLAKE_PARTITIONS_START": "2022-01-07-00:00"})
         config.stash[_SHARED] = service
         config.add_cleanup(service.stop)
         try:

@@ -1,8 +1,11 @@
 """Hourly compaction as Dagster runs it: backfills requested through the webserver's GraphQL API, run by
 the daemon under the project's instance configuration (queued runs), and the lake checked with `ticklake sql`.
 
-A second backfill covers an hour whose data file went missing after it was compacted: its blocking
-asset check must fail the run, keep the hour's bars from being built, and fail the backfill.
+The six hours of the first backfill are one run (the assets' backfill policy), each hour recorded as
+its own partition. A second backfill covers an hour whose data file went missing after it was
+compacted: its blocking asset check must fail the run, keep the hour's bars from being built, and
+fail the backfill. An hour compacted with the CLI before the daemon starts shows as materialized
+through the catalog sensor.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ pytestmark = pytest.mark.slow  # real servers (and a browser): run by the test c
 DAY = "2022-01-07"
 LANDED = {3: 40, 4: 125, 5: 3, 6: 0, 7: 61, 8: 0}  # event hour -> ticks landed; two hours stay empty
 LOST_HOUR, LOST_TICKS = 10, 5  # compacted beforehand, then one of its data files goes missing
+OUTSIDE_HOUR, OUTSIDE_TICKS = 11, 9  # compacted with `ticklake compact` only: no run ever materializes it
 TICK_TYPES = ("last", "bid_ask", "mid_point")
 FINISHED = {"COMPLETED", "COMPLETED_SUCCESS", "COMPLETED_FAILED", "FAILED", "CANCELED"}
 # The daemon looks at backfills every 30 s: once to submit the runs, again to mark them done
@@ -47,13 +51,18 @@ BACKFILL = """query($id: String!) { partitionBackfillOrError(backfillId: $id) { 
 
 RUN_EVENTS = """query($runId: ID!) { logsForRun(runId: $runId) { __typename ... on EventConnection { events {
   __typename ... on ExecutionStepFailureEvent { stepKey error { message } }
-  ... on AssetCheckEvaluationEvent { evaluation { checkName success description } } } } } }"""
+  ... on AssetCheckEvaluationEvent { evaluation { checkName partition success description
+    targetMaterialization { runId } } } } } } }"""
 
 INSTANCE = """{ instance { runQueuingSupported runQueueConfig { maxConcurrentRuns }
   daemonHealth { allDaemonStatuses { daemonType required healthy } } } }"""
 
 MATERIALIZED = """query($path: [String!]!, $keys: [String!]) { assetOrError(assetKey: {path: $path}) { __typename
   ... on Asset { assetMaterializations(partitions: $keys) { partition } } } }"""
+
+REPORTED = """query($keys: [String!]) { assetOrError(assetKey: {path: ["ticks"]}) { __typename
+  ... on Asset { assetMaterializations(partitions: $keys) { partition runId metadataEntries { label
+  ... on IntMetadataEntry { intValue } } } } } }"""
 
 
 def partition_key(hour: int) -> str:
@@ -129,9 +138,11 @@ def backfills(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     dagster = shared_service(request.config, tmp_path_factory)
     config = LakeConfig(root=dagster.lake_root)
     with LandingWriter(config, writer_id="e2e") as writer:
-        for hour, n in {**LANDED, LOST_HOUR: LOST_TICKS}.items():
+        for hour, n in {**LANDED, LOST_HOUR: LOST_TICKS, OUTSIDE_HOUR: OUTSIDE_TICKS}.items():
             writer.append(hour_ticks(hour, n))
     compact_hour(config, parse_hour(f"{DAY}T{LOST_HOUR:02d}"))
+    compacted = ticklake(dagster.lake_root, "compact", "--hour", f"{DAY}T{OUTSIDE_HOUR:02d}")
+    assert compacted.returncode == 0, compacted.stderr
     lost = sorted(dagster.lake_root.glob(f"lake/ticks/*/date={DAY}/hour={LOST_HOUR:02d}/*.parquet"))[0]
     aside = lost.with_name(lost.name + ".aside")
     lost.rename(aside)
@@ -160,17 +171,36 @@ def materialized(dagster: DagsterService, asset: str, keys: list[str]) -> set[st
     return {m["partition"] for m in found["assetMaterializations"]}
 
 
-def test_backfill_runs_one_successful_run_per_hour(backfills: dict[str, Any]) -> None:
-    good = backfills["good"]
-    assert good["status"] == "COMPLETED_SUCCESS", (good, backfills["dagster"].logs())
-    runs = {next(t["value"] for t in r["tags"] if t["key"] == "dagster/partition"): r["status"] for r in good["runs"]}
-    assert runs == {partition_key(h): "SUCCESS" for h in LANDED}
+def test_a_backfill_runs_its_hours_in_one_run_recorded_per_hour(backfills: dict[str, Any]) -> None:
+    """The six hours are one run (the backfill policy's range), yet each hour has its own materialization
+    with its own rows, and its own verdict of each check, tied to that materialization."""
+    dagster, good = backfills["dagster"], backfills["good"]
+    assert good["status"] == "COMPLETED_SUCCESS", (good, dagster.logs())
+    [run] = good["runs"]
+    tags = {t["key"]: t["value"] for t in run["tags"]}
+    assert run["status"] == "SUCCESS" and "dagster/partition" not in tags
+    assert (tags["dagster/asset_partition_range_start"], tags["dagster/asset_partition_range_end"]) == (
+        partition_key(min(LANDED)),
+        partition_key(max(LANDED)),
+    )
+    found = dagster.graphql(REPORTED, {"keys": [partition_key(h) for h in LANDED]})["assetOrError"]
+    rows = {
+        m["partition"]: {e["label"]: e.get("intValue") for e in m["metadataEntries"]}["rows_stored"]
+        for m in found["assetMaterializations"]
+        if m["runId"] == run["runId"]
+    }
+    assert rows == {partition_key(h): n for h, n in LANDED.items()}
+    events = dagster.graphql(RUN_EVENTS, {"runId": run["runId"]})["logsForRun"]["events"]
+    verdicts = [e["evaluation"] for e in events if e["__typename"] == "AssetCheckEvaluationEvent"]
+    by_hour = {(v["checkName"], v["partition"]): v["success"] for v in verdicts}
+    assert len(verdicts) == len(by_hour) == 3 * len(LANDED) and all(by_hour.values())
+    assert all(v["targetMaterialization"]["runId"] == run["runId"] for v in verdicts)
 
 
 def test_lake_holds_every_landed_tick_per_hour(backfills: dict[str, Any]) -> None:
     root = backfills["dagster"].lake_root
     rows = sql_rows(root, "SELECT date, hour, count(*) AS n FROM ticks GROUP BY ALL ORDER BY ALL")
-    landed = {**LANDED, LOST_HOUR: LOST_TICKS}
+    landed = {**LANDED, LOST_HOUR: LOST_TICKS, OUTSIDE_HOUR: OUTSIDE_TICKS}
     assert rows == [["date", "hour", "n"]] + [[DAY, str(h), str(n)] for h, n in sorted(landed.items()) if n]
     status = ticklake(root, "status")
     assert status.returncode == 0, status.stderr
@@ -195,6 +225,19 @@ def test_dagster_records_each_assets_partitions(backfills: dict[str, Any]) -> No
     good = {partition_key(h) for h in LANDED}
     assert materialized(dagster, "ticks", keys) == good | {partition_key(LOST_HOUR)}  # compacted; its check failed after
     assert materialized(dagster, "bars_1m", keys) == good
+
+
+def test_an_hour_compacted_outside_dagster_shows_as_materialized(backfills: dict[str, Any]) -> None:
+    """The daemon runs the catalog sensor (running by default): the CLI's commit is the hour's materialization."""
+    dagster: DagsterService = backfills["dagster"]
+
+    def reported() -> list[dict[str, Any]]:
+        found = dagster.graphql(REPORTED, {"keys": [partition_key(OUTSIDE_HOUR)]})["assetOrError"]
+        return [m for m in found["assetMaterializations"] if m["runId"] == ""]  # runless: reported, not run
+
+    [event] = wait_for("the catalog sensor's report of the CLI's hour", reported, 90, interval=1)
+    metadata = {e["label"]: e.get("intValue") for e in event["metadataEntries"]}
+    assert metadata["rows_stored"] == OUTSIDE_TICKS and metadata["files"] == 3 and metadata["snapshot"] >= 1
 
 
 def test_a_lost_file_fails_its_hours_backfill_through_the_blocking_check(backfills: dict[str, Any]) -> None:

@@ -56,7 +56,7 @@ H14, H15, H16 = "2022-01-07-14:00", "2022-01-07-15:00", "2022-01-07-16:00"
 
 @pytest.fixture(scope="module")
 def defs() -> Definitions:
-    return build_definitions(PipelineSettings())
+    return build_definitions(PipelineSettings(partitions_start="2020-01-01-00:00"))
 
 
 @pytest.fixture(scope="module")
@@ -355,6 +355,7 @@ def test_definitions_expose_the_interface(defs: Definitions) -> None:
     keys = partitions.get_partition_keys(current_time=datetime(2020, 1, 1, 3, 30, tzinfo=UTC))
     assert keys == ["2020-01-01-00:00", "2020-01-01-01:00", "2020-01-01-02:00"]
     assert defs.resolve_sensor_def("late_data_sensor").minimum_interval_seconds == 60
+    assert defs.resolve_sensor_def("catalog_commits_sensor").minimum_interval_seconds == 60
     assert set(defs.resources or {}) == {"lake"}
     # The module Dagster loads builds the same thing from the environment.
     module = importlib.import_module("ticklake.pipelines.definitions")
