@@ -92,7 +92,7 @@ def _publish(config: LakeConfig) -> None:
     if config.iceberg_uri:
         from ticklake.interop.iceberg import publish_quietly as publish_iceberg
 
-        publish_iceberg(config, None)
+        publish_iceberg(config)
 
 
 @cli.command()

@@ -91,7 +91,7 @@ def commit_staged(catalog: Catalog, config: LakeConfig, stage: Callable[[FileSin
             raise
         staged.then(snapshot)
         if snapshot is not None:  # outside the try: the files are committed, an interrupt here must not discard them
-            _published(config, snapshot)
+            _published(config)
         return staged.result, snapshot
 
     return _retry(attempt, CommitConflict)
@@ -101,17 +101,17 @@ def commit_once(catalog: Catalog, config: LakeConfig, commit: Commit) -> int:
     """Commit a change made outside `commit_staged` (its files already stored), retried while the
     catalog is locked, then publish it; a lost race (CommitConflict) is the caller's to handle."""
     snapshot = _retry(lambda: _commit(catalog, commit), CatalogLocked)
-    _published(config, snapshot)
+    _published(config)
     return snapshot
 
 
-def _published(config: LakeConfig, snapshot: int) -> None:
+def _published(config: LakeConfig) -> None:
     """After a commit: the catalog published for remote readers, the Iceberg tables brought level."""
     publish_quietly(config)
     if config.iceberg_uri:
         from ticklake.interop.iceberg import publish_quietly as publish_iceberg  # noqa: PLC0415 - pyiceberg only when used
 
-        publish_iceberg(config, snapshot)
+        publish_iceberg(config)
 
 
 def _commit(catalog: Catalog, commit: Commit) -> int:

@@ -109,8 +109,10 @@ def open_iceberg(config: LakeConfig, uri: str | None = None) -> IcebergCatalog:
     properties: dict[str, str] = dict(_object_store_properties())
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///")).expanduser()
-        if not path.is_absolute():
-            path = Path.cwd() / path
+        if not path.is_absolute():  # relative to the lake, so every process of it (CLI, Dagster, server) agrees
+            path = config.root.absolute() / path
+        if path.resolve() == config.catalog_path.resolve():
+            raise ConfigError(f"iceberg: {uri} is the lake's own catalog; give the Iceberg catalog a file of its own")
         if not path.parent.is_dir():
             raise ConfigError(f"iceberg: {path.parent}: no such folder for the SQL catalog {uri}")
         warehouse = config.iceberg_warehouse or path.with_name(path.name + ".warehouse").as_uri()
@@ -236,27 +238,38 @@ def ensure_table(iceberg: IcebergCatalog, spec: DatasetSpec) -> Table:
     return table
 
 
-def publish(config: LakeConfig, uri: str | None = None, *, through: int | None = None) -> Publication:
-    """Bring the Iceberg catalog at `uri` level with the lake's snapshot `through` (default: current):
-    one commit per table that differs, none where nothing does."""
+def publish(config: LakeConfig, uri: str | None = None) -> Publication:
+    """Bring the Iceberg catalog at `uri` level with the lake's current snapshot: one commit per table
+    that differs, none where nothing does.
+
+    The snapshot is read under the publishers' lock, so publishes land in commit order and a table
+    never steps back to an older snapshot (two commits that land together are published together).
+    """
     if config.source:
         raise ConfigError(f"iceberg: {config.source} is a lake read from another machine; publish from the lake's writer")
-    iceberg = open_iceberg(config, uri)
-    result = Publication(uri=uri or config.iceberg_uri)
-    with _publishing(config), open_catalog(config) as catalog:
-        snapshot = catalog.current_snapshot() if through is None else through
-        for spec in DATASETS.values():
-            result.tables.append(_publish_table(config, catalog, iceberg, spec, snapshot))
+    target = uri or config.iceberg_uri
+    result = Publication(uri=target)
+    with open_catalog(config) as catalog:  # first: a missing lake is said before anything is created
+        iceberg = open_iceberg(config, uri)
+        with _publishing(config):
+            snapshot = catalog.current_snapshot()
+            for spec in DATASETS.values():
+                try:
+                    result.tables.append(_publish_table(config, catalog, iceberg, spec, snapshot))
+                except TicklakeError:
+                    raise
+                except Exception as e:  # pyiceberg's, requests' and SQLAlchemy's errors: one line each
+                    raise StorageError(f"iceberg: {NAMESPACE}.{spec.name} at {target}: {_reason(e)}") from e
     return result
 
 
-def publish_quietly(config: LakeConfig, snapshot: int | None) -> str | None:
+def publish_quietly(config: LakeConfig) -> str | None:
     """After a commit: publish it when ``iceberg_uri`` is set; a failure is a logged warning (returned),
     never an error: the data is committed whatever happens here, and the next publish catches up."""
     if not config.iceberg_uri or config.source:
         return None
     try:
-        publish(config, through=snapshot)
+        publish(config)
     except Exception as e:  # noqa: BLE001 - whatever the Iceberg catalog raised, the commit stands
         warning = f"warning: Iceberg tables not published: {_reason(e)}; the commit stands, the next publish catches up"
         log.warning(warning)
@@ -286,9 +299,14 @@ def _publish_table(
             if dataset is None
             else {_file_uri(config, f): f for f in catalog.live_files(dataset.dataset_id, snapshot=snapshot)}
         )
-        current = {task.file.file_path: task.file for task in table.scan().plan_files()}
-        added = [f for path, f in live.items() if path not in current]
-        removed = [df for path, df in current.items() if path not in live]
+        if _published_snapshot(table) > snapshot:  # a newer commit's publish came first: nothing to take back
+            return TablePublication(table=f"{NAMESPACE}.{spec.name}", snapshot=_published_snapshot(table))
+        entries = [task.file for task in table.scan().plan_files()]
+        current = {df.file_path: df for df in entries}
+        twice = set() if len(current) == len(entries) else _listed_twice(entries)
+        # A path listed twice (another writer appended a lake file again) is deleted and added once.
+        added = [f for path, f in live.items() if path not in current or path in twice]
+        removed = [df for path, df in current.items() if path not in live or path in twice]
         out = TablePublication(
             table=f"{NAMESPACE}.{spec.name}", snapshot=snapshot, files=len(live), rows=sum(f.rows for f in live.values())
         )
@@ -304,6 +322,21 @@ def _publish_table(
         out.added, out.removed, out.changed, out.metadata_location = len(added), len(removed), True, table.metadata_location
         return out
     raise AssertionError("unreachable")
+
+
+def _published_snapshot(table: Table) -> int:
+    """The ticklake snapshot the table's current Iceberg snapshot equals (0: none yet)."""
+    current = table.current_snapshot()
+    summary = current.summary if current is not None else None
+    return int((summary.additional_properties if summary is not None else {}).get(SNAPSHOT_KEY, 0))
+
+
+def _listed_twice(entries: list[DataFile]) -> set[str]:
+    seen: set[str] = set()
+    twice: set[str] = set()
+    for df in entries:
+        (twice if df.file_path in seen else seen).add(df.file_path)
+    return twice
 
 
 def _commit(

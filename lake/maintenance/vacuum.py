@@ -107,6 +107,12 @@ def vacuum_lake(config: LakeConfig, older_than: float, *, dry_run: bool = False,
     root = config.root
     cutoff = datetime.fromtimestamp(now - older_than, UTC).isoformat(timespec="microseconds")
     result = VacuumResult(older_than, cutoff, dry_run)
+    if config.iceberg_uri and not dry_run:
+        # The Iceberg tables first, so they hold no replaced file (a publish missed by a crash) when it goes.
+        # Their older snapshots still name deleted files: Iceberg time travel reaches back to the last vacuum.
+        from ticklake.interop.iceberg import publish_quietly  # noqa: PLC0415 - pyiceberg only when used
+
+        publish_quietly(config)
     with open_catalog(config, write=True) as catalog:
         # The plan is read before the pins are listed: a reader pins before it reads its snapshot
         # (`ticklake.maintenance.pins`), so one that pins after this listing reads past the plan.
