@@ -45,6 +45,7 @@ from tests.faults.matrix import (
 )
 from tests.faults.producer import sealed_count
 from tests.faults.test_archive_kill import ARCHIVE_POINTS
+from tests.interop.test_iceberg import ICEBERG_POINTS
 
 COMPACT_POINTS = ("compact.before_data_write", "compact.after_data_write", "compact.during_commit", "compact.before_retire")
 ROLLUP_POINTS = ("rollup.before_data_write", "rollup.after_data_write", "rollup.during_commit", "rollup.after_commit")
@@ -65,7 +66,9 @@ VACUUM_POINTS = tuple(sorted(p for p in product_fault_points() if p.startswith("
 
 
 def test_every_fault_point_of_the_product_is_in_the_matrix() -> None:
-    covered = set(COMPACT_POINTS + ROLLUP_POINTS + INGEST_POINTS + REPAIR_POINTS + VACUUM_POINTS + ARCHIVE_POINTS)
+    covered = set(
+        COMPACT_POINTS + ROLLUP_POINTS + INGEST_POINTS + REPAIR_POINTS + VACUUM_POINTS + ARCHIVE_POINTS + ICEBERG_POINTS
+    )
     assert product_fault_points() <= covered, product_fault_points() - covered
 
 

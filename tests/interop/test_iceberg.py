@@ -37,6 +37,8 @@ from ticklake.storage.layout import parse_hour
 from ticklake.storage.objects import S3Access
 
 TICKLAKE = str(Path(sys.executable).parent / "ticklake")
+# Where a kill between the ticklake commit and the Iceberg one is tested (the fault matrix checks each point has a test).
+ICEBERG_POINTS = ("iceberg.before_commit",)
 AFTER = calendar.timegm((2022, 1, 10, 0, 0, 0)) * 1.0  # "now" for the archive: every day is old
 ORDERED = {"ticks": "ORDER BY timestamp, contract_id, tick_type, price", "bars_1m": "ORDER BY minute, contract_id"}
 AGGREGATES = [
@@ -193,7 +195,7 @@ def test_a_crash_between_the_ticklake_commit_and_the_iceberg_commit_is_caught_up
     _, before, _ = _current(lake, uri)
     _land(lake, _ticks((8,)), "next")
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
-    env.update(TICKLAKE_ICEBERG_URI=uri, TICKLAKE_FAULT="iceberg.before_commit", TICKLAKE_CACHE_DIR=lake.cache_dir)
+    env.update(TICKLAKE_ICEBERG_URI=uri, TICKLAKE_FAULT=ICEBERG_POINTS[0], TICKLAKE_CACHE_DIR=lake.cache_dir)
     crashed = subprocess.run([TICKLAKE, "--root", str(lake.root), "compact", "--all"], env=env, capture_output=True, text=True)
     assert crashed.returncode == -9, crashed.stderr  # killed after the ticklake commit, inside the Iceberg one
     with connect(lake.root) as con:
@@ -324,7 +326,7 @@ def test_vacuum_publishes_first_so_the_table_never_names_a_deleted_file(lake: La
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKLAKE_")}
     env.update(TICKLAKE_ICEBERG_URI=uri, TICKLAKE_CACHE_DIR=lake.cache_dir)
     crashed = subprocess.run(
-        [TICKLAKE, "--root", str(lake.root), "compact", "--all"], env={**env, "TICKLAKE_FAULT": "iceberg.before_commit"}
+        [TICKLAKE, "--root", str(lake.root), "compact", "--all"], env={**env, "TICKLAKE_FAULT": ICEBERG_POINTS[0]}
     )
     assert crashed.returncode == -9  # the late hour is committed; the Iceberg table still names the files it replaced
     vacuumed = vacuum_lake(replace(lake, iceberg_uri=uri), 0)  # as the CLI and the Dagster job call it
