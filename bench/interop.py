@@ -67,7 +67,25 @@ class Engine:
         """Let go of connections, clusters, processes."""
 
 
-class TicklakeEngine(Engine):
+class SqlEngine(Engine):
+    """An engine that runs the benchmark's SQL as it is on a connection (`con`) it opened."""
+
+    con: Any
+
+    def answers(self, q: Query) -> bool:
+        """Every benchmark query is SQL (over ``ticks``)."""
+        return True
+
+    def run(self, q: Query) -> Rows:
+        """The query's SQL."""
+        return list(self.con.sql(q.sql).fetchall())
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.con.close()
+
+
+class TicklakeEngine(SqlEngine):
     """ticklake's own SQL: catalog pruning, then DuckDB in this process."""
 
     name = "ticklake"
@@ -76,18 +94,6 @@ class TicklakeEngine(Engine):
     def __init__(self, config: LakeConfig) -> None:
         super().__init__(config)
         self.con = LakeConnection(config)
-
-    def answers(self, q: Query) -> bool:
-        """Every benchmark query is SQL."""
-        return True
-
-    def run(self, q: Query) -> Rows:
-        """The query's SQL, through the catalog."""
-        return self.con.sql(q.sql).fetchall()
-
-    def close(self) -> None:
-        """Close the lake connection."""
-        self.con.close()
 
 
 class DaskEngine(Engine):
@@ -117,7 +123,7 @@ class DaskEngine(Engine):
         self.cluster.close()
 
 
-class IcebergScanEngine(Engine):
+class IcebergScanEngine(SqlEngine):
     """DuckDB's ``iceberg_scan`` of the lake published as an Iceberg table: pruning by Iceberg's
     manifests (partitions, column bounds) instead of ticklake's catalog and indexes."""
 
@@ -137,18 +143,6 @@ class IcebergScanEngine(Engine):
             load_extension(self.con, extension)
         location = published.tables[0].metadata_location.replace("'", "''")
         self.con.execute(f"CREATE VIEW ticks AS SELECT * FROM iceberg_scan('{location}')")
-
-    def answers(self, q: Query) -> bool:
-        """Every benchmark query is SQL over ``ticks``."""
-        return True
-
-    def run(self, q: Query) -> Rows:
-        """The query's SQL, over the Iceberg table."""
-        return self.con.sql(q.sql).fetchall()
-
-    def close(self) -> None:
-        """Close the DuckDB connection."""
-        self.con.close()
 
 
 ENGINES: tuple[type[Engine], ...] = (TicklakeEngine, DaskEngine, IcebergScanEngine)
