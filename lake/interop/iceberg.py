@@ -24,6 +24,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import logging
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -106,7 +107,8 @@ def open_iceberg(config: LakeConfig, uri: str | None = None) -> IcebergCatalog:
         raise ConfigError(
             "iceberg: no catalog given: pass --uri sqlite:///PATH or --uri https://REST, or set TICKLAKE_ICEBERG_URI"
         )
-    properties: dict[str, str] = dict(_object_store_properties())
+    access = S3Access.from_environment()
+    properties: dict[str, str] = _object_store_properties(access)
     if uri.startswith("sqlite:///"):
         path = Path(uri.removeprefix("sqlite:///")).expanduser()
         if not path.is_absolute():  # relative to the lake, so every process of it (CLI, Dagster, server) agrees
@@ -122,7 +124,7 @@ def open_iceberg(config: LakeConfig, uri: str | None = None) -> IcebergCatalog:
         if config.iceberg_warehouse:
             properties["warehouse"] = config.iceberg_warehouse
         if config.iceberg_sigv4:
-            properties.update(_sigv4_properties())
+            properties.update(_sigv4_properties(access))
     else:
         raise ConfigError(
             f"iceberg: catalog URI {uri!r} must be sqlite:///PATH (a SQL catalog) or http(s)://... (a REST catalog)"
@@ -133,15 +135,13 @@ def open_iceberg(config: LakeConfig, uri: str | None = None) -> IcebergCatalog:
         raise StorageError(f"iceberg: cannot open the catalog at {uri}: {_reason(e)}") from e
 
 
-def _object_store_properties() -> dict[str, str]:
+def _object_store_properties(access: S3Access) -> dict[str, str]:
     """pyiceberg's FileIO properties for the lake's object store (its metadata files, cold objects)."""
-    access = S3Access.from_environment()
     return {**_aws("s3", access), **({"s3.endpoint": access.endpoint} if access.endpoint else {})}
 
 
-def _sigv4_properties() -> dict[str, str]:
+def _sigv4_properties(access: S3Access) -> dict[str, str]:
     """Requests signed with AWS SigV4, as S3 Tables (and SeaweedFS's REST catalog) want them."""
-    access = S3Access.from_environment()
     return {
         "rest.sigv4-enabled": "true",
         "rest.signing-region": access.region,
@@ -294,17 +294,18 @@ def _publish_table(
     dataset = catalog.dataset(spec.name)
     for attempt in range(_ATTEMPTS):
         table = ensure_table(iceberg, spec)
+        published = _published_snapshot(table)
+        if published > snapshot:  # a newer commit's publish came first: nothing to take back
+            return TablePublication(table=f"{NAMESPACE}.{spec.name}", snapshot=published)
         live = (
             {}
             if dataset is None
             else {_file_uri(config, f): f for f in catalog.live_files(dataset.dataset_id, snapshot=snapshot)}
         )
-        if _published_snapshot(table) > snapshot:  # a newer commit's publish came first: nothing to take back
-            return TablePublication(table=f"{NAMESPACE}.{spec.name}", snapshot=_published_snapshot(table))
         entries = [task.file for task in table.scan().plan_files()]
         current = {df.file_path: df for df in entries}
-        twice = set() if len(current) == len(entries) else _listed_twice(entries)
         # A path listed twice (another writer appended a lake file again) is deleted and added once.
+        twice = {path for path, n in Counter(df.file_path for df in entries).items() if n > 1}
         added = [f for path, f in live.items() if path not in current or path in twice]
         removed = [df for path, df in current.items() if path not in live or path in twice]
         out = TablePublication(
@@ -329,14 +330,6 @@ def _published_snapshot(table: Table) -> int:
     current = table.current_snapshot()
     summary = current.summary if current is not None else None
     return int((summary.additional_properties if summary is not None else {}).get(SNAPSHOT_KEY, 0))
-
-
-def _listed_twice(entries: list[DataFile]) -> set[str]:
-    seen: set[str] = set()
-    twice: set[str] = set()
-    for df in entries:
-        (twice if df.file_path in seen else seen).add(df.file_path)
-    return twice
 
 
 def _commit(
