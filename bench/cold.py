@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import shutil
 import statistics
 import subprocess
@@ -33,6 +32,7 @@ from typing import Any
 
 from bench.compare import canonical_rows
 from bench.queries import Query, make_queries
+from bench.report import write_results
 from bench.systems.base import System
 from bench.systems.ducklake_s3 import DuckLakeS3System
 from bench.systems.objectstore import CountingS3, Requests, aws_environment, seaweedfs
@@ -337,9 +337,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     text = markdown(payload)
     print(text)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-        args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2))
+        write_results(args.out, text, payload)
     return 0 if payload["targets"][-1]["met"] else 1
 
 

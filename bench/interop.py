@@ -18,7 +18,6 @@ reader of the same lake is one more entry in `ENGINES`.
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import statistics
 import sys
@@ -33,6 +32,7 @@ from distributed import Client, LocalCluster
 
 from bench.compare import canonical_rows
 from bench.queries import Query, make_queries
+from bench.report import write_results
 from bench.systems.ticklake import TicklakeSystem
 from bench.workload import SCALES, Workload, generate
 from ticklake.config import LakeConfig
@@ -347,9 +347,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     text = markdown(payload)
     print(text)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
-        args.out.with_suffix(".json").write_text(json.dumps(payload, indent=2))
+        write_results(args.out, text, payload)
     return 0 if identical(payload) else 1
 
 

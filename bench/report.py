@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 QUERIES = ("Q1", "Q2", "Q3", "Q4", "Q5", "Q6")
+
+
+def write_results(out: Path, text: str, payload: dict[str, Any]) -> None:
+    """A benchmark's markdown table at `out`, and its figures as JSON beside it (same name, ``.json``)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    out.with_suffix(".json").write_text(json.dumps(payload, indent=2))
 
 
 def _ms(seconds: float | None) -> str:
